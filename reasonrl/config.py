@@ -1,0 +1,284 @@
+"""Configuration: one dataclass per section, loaded from TOML and overridden by `--section.key=value`.
+
+Every field has a docstring-style comment. Unknown sections or keys, wrong types, a missing file and
+malformed TOML raise `UserError` naming the file and the line or key; the CLI turns that into one line on
+stderr and exit code 2. The resolved config is written to the run directory (`write_resolved`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from reasonrl.errors import UserError
+
+
+@dataclass
+class ModelConfig:
+    path: str = ""
+    """Local Hugging Face model directory. Empty: build a fresh model from `preset` (the embedded default)."""
+    tokenizer_path: str = ""
+    """Tokenizer directory; empty means `path`, or, for a fresh model, a tokenizer built from the synthetic world."""
+    preset: str = "tiny"
+    """Size preset for a fresh model: `tiny` (~1M params) or `small` (~10M); see `reasonrl.model.tiny.PRESETS`."""
+    arch: Literal["llama", "qwen2"] = "llama"
+    """Architecture of a fresh model."""
+    init_seed: int = 0
+    """Seed for a fresh model's initial weights."""
+
+
+@dataclass
+class DataConfig:
+    source: str = "synthetic"
+    """`synthetic` (the embedded world), a name from ../shared/data (gsm8k, math500, aime24, amc23) or a JSONL path."""
+    prompt_field: str = "prompt"
+    """JSONL field holding the prompt."""
+    response_field: str = "response"
+    """JSONL field holding the gold response (SFT target)."""
+    answer_field: str = "answer"
+    """JSONL field holding the final answer (verifier target)."""
+    num_train: int = 20000
+    """Synthetic world: number of training problems."""
+    num_test: int = 200
+    """Synthetic world: number of held-out problems."""
+    difficulty: int = 2
+    """Synthetic world: difficulty level 1-5 (more steps, larger numbers)."""
+    seed: int = 0
+    """Synthetic world: generator seed."""
+    slip_fraction: float = 0.05
+    """Synthetic world: fraction of traces with a deliberate slip followed by `Wait,` and a correction."""
+    alt_fraction: float = 0.05
+    """Synthetic world: fraction of traces that abandon a first attempt with `Alternatively,`."""
+    max_len: int = 256
+    """Maximum tokens of prompt + response for SFT; longer examples are truncated from the right."""
+    prompt_template: str = ""
+    """Python format string with `{prompt}`; empty uses the tokenizer's chat template."""
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 300
+    """Optimizer steps."""
+    batch_size: int = 32
+    """Sequences per micro-batch (per process)."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping threshold (global L2 norm); 0 disables clipping."""
+    seed: int = 0
+    """Seed for data order, dropout and sampling."""
+    dtype: Literal["fp32", "bf16"] = "fp32"
+    """Compute dtype: fp32, or bf16 autocast (weights and optimizer state stay fp32)."""
+    eval_every: int = 100
+    """Evaluate held-out accuracy every this many steps (0: only at the end)."""
+    eval_examples: int = 200
+    """Held-out problems per evaluation."""
+    save_every: int = 100
+    """Write a resumable checkpoint every this many steps (0: only at the end)."""
+    log_checkpoints: int = 0
+    """Additionally save this many log-spaced checkpoints (for reflection probes across training)."""
+    resume: bool = False
+    """Continue from the newest checkpoint in the run directory."""
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["adamw", "muon", "dion"] = "adamw"
+    """Optimizer for matrix parameters; the rest (embeddings, LM head, norms, biases) always use AdamW."""
+    lr: float = 1e-3
+    """Peak learning rate."""
+    weight_decay: float = 0.0
+    """Decoupled weight decay."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
+    """AdamW betas."""
+    eps: float = 1e-8
+    """AdamW epsilon."""
+    warmup_steps: int = 20
+    """Linear warmup steps."""
+    schedule: Literal["cosine", "constant"] = "cosine"
+    """Learning-rate schedule after warmup."""
+    min_lr_ratio: float = 0.1
+    """Cosine floor as a fraction of `lr`."""
+    scalar_lr: float = 0.0
+    """Learning rate of the AdamW groups under Muon/Dion; 0 means `lr`."""
+    mu: float = 0.95
+    """Muon / Dion momentum."""
+    rank_fraction: float = 1.0
+    """Dion rank as a fraction of min(m, n)."""
+    rank_multiple: int = 1
+    """Round the Dion rank up to a multiple of this."""
+    qr_method: Literal["qr", "cqr", "rcqr"] = "rcqr"
+    """Dion orthonormalisation: plain QR, Cholesky-QR or randomised Cholesky-QR."""
+    ns_steps: int = 5
+    """Muon Newton-Schulz iterations."""
+    nesterov: bool = True
+    """Muon Nesterov momentum."""
+    state_dtype: Literal["fp32", "bf16"] = "fp32"
+    """Dtype of Muon / Dion momentum state."""
+
+
+@dataclass
+class RolloutConfig:
+    backend: Literal["hf", "vllm"] = "hf"
+    """Sampling backend: the built-in engine, or vLLM (GPU, optional dependency)."""
+    temperature: float = 1.0
+    """Sampling temperature; 0 means greedy."""
+    top_p: float = 1.0
+    """Nucleus sampling threshold."""
+    top_k: int = 0
+    """Top-k sampling (0 disables)."""
+    max_new_tokens: int = 128
+    """Maximum generated tokens per sample."""
+    num_samples: int = 1
+    """Samples per prompt (group size)."""
+    stop: list[str] = field(default_factory=list)
+    """Stop strings besides the EOS token."""
+    batch_size: int = 64
+    """Sequences generated together."""
+
+
+@dataclass
+class EvalConfig:
+    num_samples: int = 1
+    """Samples per problem (mean@N and pass@k)."""
+    pass_k: list[int] = field(default_factory=lambda: [1])
+    """k values for unbiased pass@k."""
+    max_examples: int = 0
+    """Evaluate only the first N problems (0: all)."""
+    split: Literal["train", "test"] = "test"
+    """Which split of a named dataset to evaluate."""
+
+
+@dataclass
+class LogConfig:
+    run_dir: str = "runs/default"
+    """Directory for checkpoints, metrics.jsonl, plots and the resolved config."""
+    progress: bool = True
+    """Show progress bars."""
+    plots: bool = True
+    """Write plots under `run_dir/plots/`."""
+
+
+@dataclass
+class DistConfig:
+    strategy: Literal["ddp", "fsdp2"] = "ddp"
+    """Data-parallel wrapping under torchrun; ignored on one process."""
+    backend: Literal["auto", "gloo", "nccl"] = "auto"
+    """Process-group backend; auto picks nccl on CUDA, gloo otherwise."""
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    dist: DistConfig = field(default_factory=DistConfig)
+
+
+def _check_value(value: Any, tp: Any, where: str) -> Any:
+    """Return `value` coerced to type `tp` (int -> float only) or raise UserError naming `where`."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            choices = ", ".join(repr(c) for c in typing.get_args(tp))
+            raise UserError(f"{where}: {value!r} is not one of {choices}")
+        return value
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise UserError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
+        return [_check_value(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin in (typing.Union, types.UnionType):
+        raise AssertionError(f"{where}: union types are not supported in config dataclasses")
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool):
+        raise UserError(f"{where}: expected true or false, got {value!r}")
+    if tp in (int, float, str) and (not isinstance(value, tp) or isinstance(value, bool)):
+        raise UserError(f"{where}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _apply(cfg: Config, section: str, key: str, value: Any, where: str) -> None:
+    sections = _field_types(Config)
+    if section not in sections:
+        raise UserError(f"{where}: unknown section [{section}] (known: {', '.join(sections)})")
+    sec = getattr(cfg, section)
+    keys = _field_types(type(sec))
+    if key not in keys:
+        raise UserError(f"{where}: unknown key {section}.{key} (known: {', '.join(keys)})")
+    setattr(sec, key, _check_value(value, keys[key], f"{where}: {section}.{key}"))
+
+
+def _parse_override_value(text: str, tp: Any) -> Any:
+    """Interpret the text of `--section.key=value` for a field of type `tp`."""
+    if tp is str or typing.get_origin(tp) is Literal and all(isinstance(a, str) for a in typing.get_args(tp)):
+        return text
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # let the type check report it with the key named
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Build a Config from defaults, then the TOML file at `path`, then `--section.key=value` overrides."""
+    cfg = Config()
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise UserError(f"{p}: config file not found")
+        try:
+            data = tomllib.loads(p.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise UserError(f"{p}: malformed TOML: {e}") from None
+        for section, table in data.items():
+            if not isinstance(table, dict):
+                raise UserError(f"{p}: top-level key {section!r} must be a [section] table")
+            for key, value in table.items():
+                _apply(cfg, section, key, value, str(p))
+    for item in overrides or []:
+        if not item.startswith("--") or "=" not in item or "." not in item.split("=", 1)[0]:
+            raise UserError(f"command line: override {item!r} must look like --section.key=value")
+        name, text = item[2:].split("=", 1)
+        section, key = name.split(".", 1)
+        sections = _field_types(Config)
+        tp = _field_types(type(getattr(cfg, section))).get(key, str) if section in sections else str
+        _apply(cfg, section, key, _parse_override_value(text, tp), "command line")
+    return cfg
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def write_resolved(cfg: Config, run_dir: str | Path) -> Path:
+    """Write the resolved config as JSON (exact types) to `run_dir/config.json`."""
+    out = Path(run_dir) / "config.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(to_dict(cfg), indent=2) + "\n")
+    tmp.replace(out)
+    return out
+
+
+def from_dict(data: dict[str, Any], where: str = "config") -> Config:
+    """Inverse of `to_dict`, with the same checks as a TOML file."""
+    cfg = Config()
+    for section, table in data.items():
+        for key, value in table.items():
+            _apply(cfg, section, key, value, where)
+    return cfg
