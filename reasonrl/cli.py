@@ -1,0 +1,119 @@
+"""`reasonrl <command> ...`: each command parses its arguments and calls exactly one function.
+
+Config-driven commands take `--config FILE.toml` and any number of `--section.key=value` overrides. Bad
+input (a missing file, malformed TOML, an unknown key, a wrong type, a malformed data line) prints one line
+on stderr naming the file / line / key and exits with code 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from reasonrl.errors import UserError
+
+COMMANDS = {
+    "world": "write synthetic-world problems (prompt, gold chain of thought, answer) to a JSONL file",
+    "tokenizer": "train the embedded byte-level BPE tokenizer on the synthetic world and save it",
+    "init-model": "build a fresh tiny model (preset) with the embedded tokenizer and save it",
+    "sft": "supervised fine-tuning on synthetic traces or a JSONL file (resumable)",
+    "eval": "sample answers on a benchmark and report mean@N, pass@k, lengths, no-answer rate",
+    "demo": "the main job on the embedded default: world -> tokenizer -> model -> SFT -> eval",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="reasonrl", description="RL post-training of reasoning language models.")
+    sub = p.add_subparsers(dest="command", metavar="<command>", required=True)
+    cmds = {name: sub.add_parser(name, help=help_, description=help_) for name, help_ in COMMANDS.items()}
+    for name in ("world", "tokenizer", "init-model", "sft", "eval"):
+        cmds[name].add_argument("--config", help="TOML config file (see configs/)")
+        cmds[name].epilog = "Any config field can be overridden with --section.key=value."
+    cmds["world"].add_argument("--out", required=True, help="output JSONL file")
+    cmds["world"].add_argument("--split", choices=["train", "test"], default="train")
+    cmds["world"].add_argument("--num", type=int, help="number of problems (default: data.num_train / num_test)")
+    cmds["tokenizer"].add_argument("--out", required=True, help="output directory")
+    cmds["init-model"].add_argument("--out", required=True, help="output directory (HF model + tokenizer)")
+    cmds["sft"].add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    cmds["eval"].add_argument("--model", help="local HF model directory (sets model.path)")
+    cmds["eval"].add_argument("--data", help="synthetic, gsm8k, math500, aime24, amc23 or a JSONL path")
+    cmds["eval"].add_argument("--num-samples", type=int, help="samples per problem (sets eval.num_samples)")
+    cmds["eval"].add_argument("--out", help="output directory (default: log.run_dir)")
+    cmds["demo"].add_argument("--run-dir", default="runs/demo", help="where everything is written")
+    cmds["demo"].add_argument("--quick", action="store_true", help="a much shorter run, for checking")
+    return p
+
+
+def _config(args, overrides: list[str]):
+    from reasonrl.config import load_config
+
+    return load_config(args.config, overrides)
+
+
+def run(argv: list[str]) -> int:
+    args, rest = _parser().parse_known_args(argv)
+    overrides = [a for a in rest if a.startswith("--")]
+    stray = [a for a in rest if not a.startswith("--")]
+    if stray:
+        raise UserError(f"command line: unexpected argument(s) {' '.join(stray)}")
+    if args.command == "demo":
+        if overrides:
+            raise UserError("command line: demo takes no config overrides; use the individual commands")
+        from reasonrl.demo import run_demo
+
+        run_demo(args.run_dir, quick=args.quick)
+        return 0
+    if args.command == "sft" and args.resume:
+        overrides.append("--train.resume=true")
+    if args.command == "eval":
+        overrides = _eval_overrides(args) + overrides
+    cfg = _config(args, overrides)
+    if args.command == "world":
+        from reasonrl.tasks.synthetic import write_split
+
+        write_split(cfg.data, args.split, args.out, num=args.num)
+    elif args.command == "tokenizer":
+        from reasonrl.model.setup import save_embedded_tokenizer
+
+        save_embedded_tokenizer(args.out)
+    elif args.command == "init-model":
+        from reasonrl.model.setup import init_model
+
+        init_model(cfg, args.out)
+    elif args.command == "sft":
+        from reasonrl.train.sft import train
+
+        train(cfg)
+    elif args.command == "eval":
+        from reasonrl.eval.evaluate import evaluate
+
+        evaluate(cfg, out_dir=args.out)
+    return 0
+
+
+def _eval_overrides(args) -> list[str]:
+    out = []
+    if args.model:
+        out.append(f"--model.path={args.model}")
+    if args.data:
+        out.append(f"--data.source={args.data}")
+    if args.num_samples:
+        out.append(f"--eval.num_samples={args.num_samples}")
+        out.append(f"--rollout.num_samples={args.num_samples}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        code = run(sys.argv[1:] if argv is None else argv)
+    except UserError as e:
+        print(f"reasonrl: error: {e}", file=sys.stderr)
+        code = 2
+    except KeyboardInterrupt:
+        print("reasonrl: interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""Generate answers for a set of problems and score them: per-sample records and a summary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from reasonrl import dist
+from reasonrl.eval.metrics import summarize
+from reasonrl.rollout.sampler import SamplingParams, sample
+from reasonrl.tasks.prompts import format_prompt
+from reasonrl.tasks.verify import extract_answer
+
+
+@torch.no_grad()
+def run_eval(
+    model,
+    tokenizer,
+    records: list[dict],
+    *,
+    params: SamplingParams,
+    verifier: Callable[[str, str], bool],
+    template: str = "",
+    batch_size: int = 64,
+    ks: tuple[int, ...] = (1,),
+    progress: bool = False,
+) -> tuple[dict, list[dict]]:
+    """Sample `params.n` responses per record (this rank's share under torchrun), verify, summarise.
+
+    Returns (summary, samples); every rank gets the full lists.
+    """
+    mine = records[dist.rank() :: dist.world_size()]
+    per_call = max(1, batch_size // params.n)
+    samples: list[dict] = []
+    was_training = model.training
+    model.eval()
+    chunks = range(0, len(mine), per_call)
+    if progress and dist.is_main():
+        from tqdm import tqdm
+
+        chunks = tqdm(chunks, desc="eval", leave=False)
+    for start in chunks:
+        chunk = mine[start : start + per_call]
+        prompts = [format_prompt(tokenizer, r["prompt"], template) for r in chunk]
+        call = SamplingParams(**{**params.__dict__, "seed": params.seed + start})
+        out = sample(model, tokenizer, prompts, call)
+        for i, text in enumerate(out.response_texts):
+            rec = chunk[int(out.prompt_index[i])]
+            samples.append({
+                "problem_id": rec.get("id", str(start + int(out.prompt_index[i]))),
+                "prompt": rec["prompt"],
+                "answer": rec["answer"],
+                "response": text,
+                "extracted": extract_answer(text),
+                "correct": bool(verifier(text, rec["answer"])),
+                "length": int(out.response_lengths[i]),
+                "finish_reason": out.finish_reasons[i],
+            })
+    if was_training:
+        model.train()
+    samples = [s for part in dist.all_gather_object(samples) for s in part]
+    for s in samples:
+        s["has_answer"] = s["extracted"] is not None
+    return summarize(samples, ks=[k for k in ks if k <= params.n]), samples
+
+
+def evaluate(cfg, *, out_dir: str | None = None) -> dict:
+    """`reasonrl eval`: load the model and data, sample, score, and write samples.jsonl, summary.json, a plot.
+
+    The summary table is printed; `mean@n` is accuracy averaged over all samples.
+    """
+    import json
+    from pathlib import Path
+
+    from reasonrl.eval.plots import plot_length_vs_correct
+    from reasonrl.eval.report import print_table
+    from reasonrl.model.setup import load_or_build
+    from reasonrl.tasks.sources import load_split, verifier_for
+
+    dist.init(cfg.dist.backend)
+    out = Path(out_dir or cfg.log.run_dir)
+    model, tokenizer = load_or_build(cfg)
+    model.to(dist.device())
+    split = cfg.eval.split
+    records = load_split(cfg.data, split, num=cfg.eval.max_examples or None)
+    params = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k,
+                            max_new_tokens=cfg.rollout.max_new_tokens, n=cfg.eval.num_samples,
+                            stop=list(cfg.rollout.stop), seed=cfg.train.seed)
+    summary, samples = run_eval(model, tokenizer, records, params=params, verifier=verifier_for(cfg.data),
+                                template=cfg.data.prompt_template, batch_size=cfg.rollout.batch_size,
+                                ks=tuple(cfg.eval.pass_k), progress=cfg.log.progress)
+    summary = {"data": cfg.data.source, "split": split, "model": cfg.model.path or f"fresh {cfg.model.preset}",
+               "num_problems": len(records), **summary}
+    if dist.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        plot_length_vs_correct([s["length"] for s in samples], [s["correct"] for s in samples],
+                               out / "plots" / "length_vs_correct.png", title=f"{cfg.data.source}: length by correctness")
+        print_table(f"eval: {cfg.data.source} ({split})", summary)
+        print(f"samples -> {out / 'samples.jsonl'}")
+    return summary

@@ -1,0 +1,85 @@
+"""Tiny causal LMs built from a transformers config (Llama or Qwen2), and loading of any local HF model.
+
+Presets by name; the model is a plain `transformers` model, saved with `save_pretrained` (safetensors), so
+`AutoModelForCausalLM.from_pretrained(dir)` loads it and every component runs unchanged on a real model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    LlamaConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    Qwen2Config,
+)
+
+from reasonrl.errors import UserError
+
+PRESETS: dict[str, dict] = {
+    # ~0.8M parameters with a 512-token vocabulary (tied embeddings)
+    "tiny": dict(hidden_size=128, intermediate_size=384, num_hidden_layers=3, num_attention_heads=4,
+                 num_key_value_heads=4),
+    # ~10M parameters
+    "small": dict(hidden_size=320, intermediate_size=960, num_hidden_layers=8, num_attention_heads=5,
+                  num_key_value_heads=5),
+    # for unit tests: a few thousand parameters
+    "micro": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                  num_key_value_heads=4),
+}
+
+
+def build_model(
+    preset: str,
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    arch: str = "llama",
+    seed: int = 0,
+    max_positions: int = 1024,
+) -> PreTrainedModel:
+    """A freshly initialised causal LM of the named preset, sized to `tokenizer`'s vocabulary."""
+    if preset not in PRESETS:
+        raise UserError(f"model.preset: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    config_cls = {"llama": LlamaConfig, "qwen2": Qwen2Config}[arch]
+    config = config_cls(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        **PRESETS[preset],
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def num_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def load_model(path: str | Path, tokenizer_path: str | Path | None = None, *, dtype: torch.dtype = torch.float32):
+    """Load any local HF causal LM and its tokenizer; a path that is not a model is a `UserError`."""
+    p = Path(path)
+    if not (p / "config.json").is_file():
+        raise UserError(f"model.path: {p} is not a Hugging Face model directory (no config.json)")
+    tp = Path(tokenizer_path) if tokenizer_path else p
+    if not any((tp / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+        raise UserError(f"model.tokenizer_path: {tp} holds no tokenizer files")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(p, dtype=dtype, local_files_only=True)
+        tokenizer = AutoTokenizer.from_pretrained(tp, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise UserError(f"model.path: cannot load {p}: {str(e).splitlines()[0]}") from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return model, tokenizer

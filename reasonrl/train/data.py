@@ -1,0 +1,78 @@
+"""SFT examples: prompt + response token ids with a loss mask on the response, and deterministic batching."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from reasonrl.errors import UserError
+from reasonrl.tasks.prompts import format_prompt
+
+
+@dataclass
+class Example:
+    ids: list[int]
+    num_prompt: int  # tokens before the response; only tokens after it are trained on
+
+
+def encode_example(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, *, template: str,
+                   max_len: int) -> Example:
+    """Tokens of the formatted prompt, then the response and EOS, truncated to `max_len` from the right."""
+    p_ids = tokenizer(format_prompt(tokenizer, prompt, template), add_special_tokens=False)["input_ids"]
+    r_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return Example(ids=(p_ids + r_ids)[:max_len], num_prompt=len(p_ids))
+
+
+def encode_records(tokenizer, records: list[dict], *, template: str, max_len: int) -> list[Example]:
+    out = []
+    for i, r in enumerate(records):
+        if not r.get("response"):
+            raise UserError(f"SFT data: record {i} ({r.get('id', '?')}) has no response to train on")
+        ex = encode_example(tokenizer, r["prompt"], r["response"], template=template, max_len=max_len)
+        if ex.num_prompt >= len(ex.ids):
+            raise UserError(f"SFT data: record {i} prompt alone fills data.max_len={max_len}; raise it")
+        out.append(ex)
+    return out
+
+
+def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch: input_ids, attention_mask and a bool `loss_mask` on target positions.
+
+    `loss_mask[b, t]` is True when token t is a response token (it is predicted from positions < t).
+    """
+    width = max(len(e.ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(examples), width), dtype=torch.long)
+    loss_mask = torch.zeros((len(examples), width), dtype=torch.bool)
+    for b, e in enumerate(examples):
+        ids[b, : len(e.ids)] = torch.tensor(e.ids)
+        attn[b, : len(e.ids)] = 1
+        loss_mask[b, e.num_prompt : len(e.ids)] = True
+    return {"input_ids": ids, "attention_mask": attn, "loss_mask": loss_mask}
+
+
+def micro_batch_indices(g: int, *, batch_size: int, num_examples: int, seed: int) -> list[int]:
+    """Example indices of global micro-batch `g`: consecutive slices of a fresh permutation per epoch.
+
+    A pure function of (g, seed), so any process can find its data and a resumed run continues exactly.
+    """
+    out = []
+    for offset in range(g * batch_size, (g + 1) * batch_size):
+        epoch, pos = divmod(offset, num_examples)
+        out.append(int(_permutation(num_examples, seed, epoch)[pos]))
+    return out
+
+
+_PERM_CACHE: dict[tuple[int, int, int], np.ndarray] = {}
+
+
+def _permutation(n: int, seed: int, epoch: int) -> np.ndarray:
+    key = (n, seed, epoch)
+    if key not in _PERM_CACHE:
+        if len(_PERM_CACHE) > 4:
+            _PERM_CACHE.clear()
+        _PERM_CACHE[key] = np.random.default_rng([seed, epoch]).permutation(n)
+    return _PERM_CACHE[key]

@@ -1,0 +1,185 @@
+"""Supervised fine-tuning on prompt/response pairs: loss on response tokens only.
+
+Reads top to bottom: data -> model -> optimizer -> (resume) -> loop [batch -> loss -> update -> log -> eval
+-> checkpoint] -> final model. The same code runs on one process and under `torchrun` (DDP or FSDP2): each
+process takes every `world_size`-th micro-batch of one global sequence, and the loss of an optimizer step is
+the token mean over the whole global batch, so N processes with accumulation A equal one process with N x A.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from reasonrl import dist
+from reasonrl.config import Config, write_resolved
+from reasonrl.eval.plots import plot_curves
+from reasonrl.model.setup import load_or_build
+from reasonrl.model.tiny import load_model, num_params
+from reasonrl.optim import build_optimizer
+from reasonrl.rollout.sampler import SamplingParams
+from reasonrl.tasks.sources import load_split, verifier_for
+from reasonrl.train import checkpoint as ckpt_lib
+from reasonrl.train.data import collate, encode_records, micro_batch_indices
+from reasonrl.train.logging import MetricsLog, read_metrics
+from reasonrl.train.schedule import build_scheduler
+
+
+def response_nll_sum(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Sum of -log p(token) over response tokens (targets where `loss_mask` is True)."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    targets = batch["input_ids"][:, 1:].masked_fill(~batch["loss_mask"][:, 1:], -100)  # (B, T-1)
+    return F.cross_entropy(logits[:, :-1].float().flatten(0, 1), targets.flatten(), ignore_index=-100,
+                           reduction="sum")
+
+
+def autocast(dtype: str, device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
+
+
+def eval_heldout(model, tokenizer, cfg: Config, test_records: list[dict]) -> dict:
+    """Greedy accuracy on the held-out split (mean response length too)."""
+    from reasonrl.eval.evaluate import run_eval
+
+    params = SamplingParams(temperature=0.0, max_new_tokens=cfg.rollout.max_new_tokens, n=1, seed=cfg.train.seed,
+                            stop=list(cfg.rollout.stop))
+    summary, _ = run_eval(dist.unwrap(model), tokenizer, test_records[: cfg.train.eval_examples], params=params,
+                          verifier=verifier_for(cfg.data), template=cfg.data.prompt_template,
+                          batch_size=cfg.rollout.batch_size)
+    return {"heldout_acc": summary["mean@n"], "heldout_len": summary["mean_length"]}
+
+
+def train(cfg: Config) -> dict:
+    """Run SFT as configured; returns the final metrics. Checkpoints and logs go to `cfg.log.run_dir`."""
+    dist.init(cfg.dist.backend)
+    device = dist.device()
+    run_dir = Path(cfg.log.run_dir)
+    if dist.is_main():
+        write_resolved(cfg, run_dir)
+    torch.manual_seed(cfg.train.seed)
+
+    resume_from = ckpt_lib.latest_checkpoint(run_dir) if cfg.train.resume else None
+    model, tokenizer = load_model(resume_from) if resume_from else load_or_build(cfg)
+    model.to(device).train()
+    train_records = load_split(cfg.data, "train")
+    test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
+    examples = encode_records(tokenizer, train_records, template=cfg.data.prompt_template, max_len=cfg.data.max_len)
+
+    model = dist.wrap_model(model, cfg.dist.strategy)
+    optimizer = build_optimizer(dist.unwrap(model), cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
+    sharded = dist.is_dist() and cfg.dist.strategy == "fsdp2"
+    state = {"step": 0, "tokens_seen": 0}
+    if resume_from:
+        trainer_state, rank_state = ckpt_lib.load_trainer_state(resume_from)
+        optimizer.load_state_dict(rank_state["optimizer"] if sharded else trainer_state["optimizer"])
+        scheduler.load_state_dict(trainer_state["scheduler"])
+        state = trainer_state["progress"]
+    log = MetricsLog(run_dir, resume_step=state["step"])
+    log_steps = ckpt_lib.log_spaced_steps(cfg.train.steps, cfg.train.log_checkpoints)
+    n_params = num_params(dist.unwrap(model))
+    world, accum = dist.world_size(), cfg.train.grad_accum
+
+    def save(step: int, keep: bool) -> None:
+        opt_state = optimizer.state_dict()
+        ckpt_lib.save_checkpoint(
+            run_dir, step, models={"": model}, tokenizer=tokenizer,
+            trainer_state={"optimizer": None if sharded else opt_state, "scheduler": scheduler.state_dict(),
+                           "progress": dict(state)},
+            rank_state={"optimizer": opt_state} if sharded else None,
+            meta={"params": n_params, "tokens_seen": state["tokens_seen"],
+                  "compute": 6.0 * n_params * state["tokens_seen"]},
+            keep=keep)
+
+    bar = None
+    if cfg.log.progress and dist.is_main():
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.train.steps, initial=state["step"], desc="sft", dynamic_ncols=True)
+    while state["step"] < cfg.train.steps:
+        step = state["step"]
+        t0 = time.perf_counter()
+        batches = [
+            collate([examples[i] for i in micro_batch_indices(
+                step * accum * world + a * world + dist.rank(), batch_size=cfg.train.batch_size,
+                num_examples=len(examples), seed=cfg.train.seed)], tokenizer.pad_token_id)
+            for a in range(accum)
+        ]
+        # Global count of target tokens (next-token positions) in this optimizer step, over all processes.
+        local_tokens = sum(int(b["loss_mask"][:, 1:].sum()) for b in batches)
+        num_tokens = dist.all_reduce_sum(torch.tensor(float(local_tokens))).item()
+        loss_sum = torch.zeros((), device=device)
+        for b in batches:
+            b = {k: v.to(device) for k, v in b.items()}
+            with autocast(cfg.train.dtype, device):
+                nll = response_nll_sum(model, b)
+            # DDP/FSDP average gradients over processes; scale back to a global token mean.
+            (nll * world / num_tokens).backward()
+            loss_sum += nll.detach()
+        grad_norm = _clip(model, cfg.train.max_grad_norm)
+        lr = scheduler.get_last_lr()[0]
+        loss = dist.all_reduce_sum(loss_sum).item() / num_tokens
+        if math.isfinite(loss) and math.isfinite(grad_norm):
+            optimizer.step()
+            skipped = ""
+        else:
+            skipped = f"non-finite loss {loss} or grad norm {grad_norm}"
+        optimizer.zero_grad(set_to_none=True)
+        scheduler.step()
+        state["step"] = step + 1
+        state["tokens_seen"] += int(dist.all_reduce_sum(torch.tensor(float(sum(
+            int(b["attention_mask"].sum()) for b in batches)))).item())
+        record = {"step": state["step"], "loss": loss, "grad_norm": grad_norm, "lr": lr,
+                  "tokens_seen": state["tokens_seen"], "step_time": time.perf_counter() - t0}
+        if skipped:
+            record["skipped"] = skipped
+        if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0 and state["step"] < cfg.train.steps:
+            record.update(eval_heldout(model, tokenizer, cfg, test_records))
+        log.log(record)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", **({"acc": f"{record['heldout_acc']:.2f}"}
+                                                    if "heldout_acc" in record else {}))
+        is_log_step = state["step"] in log_steps
+        if is_log_step or (cfg.train.save_every and state["step"] % cfg.train.save_every == 0):
+            save(state["step"], keep=is_log_step)
+    if bar is not None:
+        bar.close()
+
+    final = eval_heldout(model, tokenizer, cfg, test_records)
+    log.log({"step": state["step"], **final})
+    last = ckpt_lib.latest_checkpoint(run_dir)
+    if last is None or int(last.name.split("_")[1]) != state["step"]:
+        save(state["step"], keep=False)
+    _export_final(run_dir, model, tokenizer)
+    if dist.is_main() and cfg.log.plots:
+        records = read_metrics(run_dir / "metrics.jsonl")
+        plot_curves(records, ["loss", "heldout_acc", "heldout_len"], run_dir / "plots" / "sft.png", title="SFT")
+    return {"step": state["step"], **final, "run_dir": str(run_dir)}
+
+
+def _clip(model, max_norm: float) -> float:
+    params = [p for p in model.parameters() if p.grad is not None]
+    if max_norm > 0:
+        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+    return float(torch.nn.utils.get_total_norm([p.grad for p in params]))
+
+
+def _export_final(run_dir: Path, model, tokenizer) -> None:
+    """The final model as a plain HF directory `run_dir/final` (what later phases start from)."""
+    state = dist.full_state_dict(model)
+    if dist.is_main():
+        tmp, out = run_dir / ".tmp-final", run_dir / "final"
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        dist.unwrap(model).save_pretrained(tmp, state_dict=state)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.replace(out)
+    dist.barrier()

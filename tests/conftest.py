@@ -1,0 +1,24 @@
+"""Shared fixtures: a tokenizer trained on a small synthetic corpus and a micro model (built once per session)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def world_tokenizer():
+    from reasonrl.model.tokenizer import train_tokenizer
+    from reasonrl.tasks import synthetic
+
+    records = synthetic.generate(600, seed=0, difficulty=3, slip_fraction=0.2, alt_fraction=0.2)
+    return train_tokenizer([r["prompt"] + "\n" + r["response"] for r in records])
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory, world_tokenizer):
+    out = tmp_path_factory.mktemp("tokenizer")
+    world_tokenizer.save_pretrained(out)
+    return out
