@@ -17,6 +17,7 @@ COMMANDS = {
     "tokenizer": "train the embedded byte-level BPE tokenizer on the synthetic world and save it",
     "init-model": "build a fresh tiny model (preset) with the embedded tokenizer and save it",
     "sft": "supervised fine-tuning on synthetic traces or a JSONL file (resumable)",
+    "rl": "RL post-training: PPO, VAPO (rl.algo=ppo) or GRPO, DAPO (rl.algo=grpo); see configs/",
     "eval": "sample answers on a benchmark and report mean@N, pass@k, lengths, no-answer rate",
     "demo": "the main job on the embedded default: world -> tokenizer -> model -> SFT -> eval",
 }
@@ -26,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reasonrl", description="RL post-training of reasoning language models.")
     sub = p.add_subparsers(dest="command", metavar="<command>", required=True)
     cmds = {name: sub.add_parser(name, help=help_, description=help_) for name, help_ in COMMANDS.items()}
-    for name in ("world", "tokenizer", "init-model", "sft", "eval"):
+    for name in ("world", "tokenizer", "init-model", "sft", "rl", "eval"):
         cmds[name].add_argument("--config", help="TOML config file (see configs/)")
         cmds[name].epilog = "Any config field can be overridden with --section.key=value."
     cmds["world"].add_argument("--out", required=True, help="output JSONL file")
@@ -34,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     cmds["world"].add_argument("--num", type=int, help="number of problems (default: data.num_train / num_test)")
     cmds["tokenizer"].add_argument("--out", required=True, help="output directory")
     cmds["init-model"].add_argument("--out", required=True, help="output directory (HF model + tokenizer)")
-    cmds["sft"].add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    for name in ("sft", "rl"):
+        cmds[name].add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     cmds["eval"].add_argument("--model", help="local HF model directory (sets model.path)")
     cmds["eval"].add_argument("--data", help="synthetic, gsm8k, math500, aime24, amc23 or a JSONL path")
     cmds["eval"].add_argument("--num-samples", type=int, help="samples per problem (sets eval.num_samples)")
@@ -63,7 +65,7 @@ def run(argv: list[str]) -> int:
 
         run_demo(args.run_dir, quick=args.quick)
         return 0
-    if args.command == "sft" and args.resume:
+    if args.command in ("sft", "rl") and args.resume:
         overrides.append("--train.resume=true")
     if args.command == "eval":
         overrides = _eval_overrides(args) + overrides
@@ -84,6 +86,10 @@ def run(argv: list[str]) -> int:
         from reasonrl.train.sft import train
 
         train(cfg)
+    elif args.command == "rl":
+        from reasonrl.train import run_rl
+
+        run_rl(cfg)
     elif args.command == "eval":
         from reasonrl.eval.evaluate import evaluate
 
@@ -104,6 +110,9 @@ def _eval_overrides(args) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # per-shard "Writing model shards" bars drown our own progress
     try:
         code = run(sys.argv[1:] if argv is None else argv)
     except UserError as e:

@@ -156,6 +156,72 @@ class EvalConfig:
 
 
 @dataclass
+class RLConfig:
+    """One section for PPO / VAPO (`algo = "ppo"`) and GRPO / DAPO (`algo = "grpo"`); recipes in configs/."""
+
+    algo: Literal["ppo", "grpo"] = "ppo"
+    """Trainer family: PPO with a critic (PPO, VAPO) or critic-free group advantages (GRPO, DAPO)."""
+    prompts_per_step: int = 8
+    """Prompts sampled per rollout step (all processes together); each gets `rollout.num_samples` responses."""
+    ppo_epochs: int = 1
+    """Passes over each rollout batch."""
+    minibatch_size: int = 64
+    """Sequences per gradient update (all processes together)."""
+    clip_low: float = 0.2
+    """PPO clip epsilon below 1 (DAPO Eq. 10)."""
+    clip_high: float = 0.2
+    """PPO clip epsilon above 1; 0.28 is DAPO/VAPO's Clip-Higher."""
+    loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "seq-mean-token-mean"
+    """Policy-loss normalisation: token-mean is DAPO/VAPO's token-level loss, seq-mean-token-mean is sample level."""
+    gamma: float = 1.0
+    """Discount (VAPO and DAPO use 1)."""
+    lam_policy: float = 0.95
+    """GAE lambda of policy advantages (ignored when `length_adaptive`)."""
+    lam_critic: float = 0.95
+    """GAE lambda of critic targets; 1.0 is VAPO's decoupled GAE."""
+    length_adaptive: bool = False
+    """Per-sequence policy lambda = 1 - 1/(alpha * length) (VAPO Eq. 5)."""
+    alpha: float = 0.05
+    """Length-adaptive GAE alpha (VAPO: 0.05)."""
+    whiten_advantages: bool = True
+    """PPO: normalise advantages over the batch's response tokens (the VAPO paper is silent; verl does)."""
+    pos_nll_coef: float = 0.0
+    """Weight mu of the positive-example NLL loss (VAPO Eq. 10: 0.1)."""
+    value_pretrain_steps: int = 0
+    """Critic-only rollout steps on the frozen initial policy with Monte-Carlo returns (VAPO: 50)."""
+    critic_lr: float = 2e-3
+    """Critic learning rate (AdamW)."""
+    critic_path: str = ""
+    """Initialise the critic from this HF directory (a saved critic); empty: from the policy's backbone."""
+    value_clip: float = 0.0
+    """PPO value clipping range; 0 disables (the VAPO paper is silent)."""
+    kl_coef: float = 0.0
+    """KL penalty against the frozen initial policy (0: no reference model; DAPO and VAPO use none)."""
+    kl_estimator: Literal["k1", "k2", "k3"] = "k3"
+    """Per-token KL estimator for the penalty."""
+    group_std: bool = True
+    """GRPO: divide group-centred rewards by the group std (False: Dr. GRPO-style mean only)."""
+    dynamic_sampling: bool = False
+    """DAPO: keep only groups with 0 < #correct < G, re-sampling until the batch is full."""
+    dynamic_sampling_on: Literal["acc", "reward"] = "acc"
+    """What a kept group must vary in: accuracy (DAPO's 0 < #correct < G) or reward (verl's std > 0 rule)."""
+    max_sample_rounds: int = 4
+    """Dynamic sampling: at most this many rollout rounds per step; then train on what was kept."""
+    overlong_penalty: bool = False
+    """DAPO Eq. 13 soft overlong punishment added to the reward."""
+    overlong_cache: int = 16
+    """DAPO L_cache in tokens (L_max is `rollout.max_new_tokens`)."""
+    reward_correct: float = 1.0
+    """Reward of a verified-correct answer."""
+    reward_wrong: float = -1.0
+    """Reward of a wrong answer."""
+    reward_no_answer: float = -1.0
+    """Reward of a response without an extractable answer."""
+    recompute_old_logp: bool = False
+    """Recompute old log-probs with a forward pass instead of using the sampler's (equal within 1e-4 in fp32)."""
+
+
+@dataclass
 class LogConfig:
     run_dir: str = "runs/default"
     """Directory for checkpoints, metrics.jsonl, plots and the resolved config."""
@@ -181,6 +247,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
     log: LogConfig = field(default_factory=LogConfig)
     dist: DistConfig = field(default_factory=DistConfig)
 

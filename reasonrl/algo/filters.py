@@ -29,3 +29,16 @@ def dynamic_sampling_group_mask(correct: Tensor, group_size: int) -> Tensor:
 def dynamic_sampling_mask(correct: Tensor, group_size: int) -> Tensor:
     """Per-sequence form of `dynamic_sampling_group_mask`: `(B,)` bool, True for every row of a kept group."""
     return dynamic_sampling_group_mask(correct, group_size).repeat_interleave(group_size)  # (B,)
+
+
+def varied_reward_mask(rewards: Tensor, group_size: int) -> Tensor:
+    """`(B,)` bool, True for every row of a group whose rewards are not all equal (verl's std > 0 filter).
+
+    The reward-based reading of dynamic sampling: with overlong shaping in the reward, a group can be
+    all-wrong yet still carry a length signal, which DAPO's accuracy rule would throw away.
+    """
+    assert rewards.dim() == 1 and rewards.shape[0] % group_size == 0, (
+        f"rewards {tuple(rewards.shape)} must be (B,) with B a multiple of group_size={group_size}"
+    )
+    g = rewards.reshape(-1, group_size)  # (B/G, G)
+    return (g != g[:, :1]).any(dim=1).repeat_interleave(group_size)  # (B,)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import torch
 
@@ -43,7 +44,7 @@ def run_eval(
     for start in chunks:
         chunk = mine[start : start + per_call]
         prompts = [format_prompt(tokenizer, r["prompt"], template) for r in chunk]
-        call = SamplingParams(**{**params.__dict__, "seed": params.seed + start})
+        call = replace(params, seed=params.seed + start)
         out = sample(model, tokenizer, prompts, call)
         for i, text in enumerate(out.response_texts):
             rec = chunk[int(out.prompt_index[i])]
@@ -63,6 +64,18 @@ def run_eval(
     for s in samples:
         s["has_answer"] = s["extracted"] is not None
     return summarize(samples, ks=[k for k in ks if k <= params.n]), samples
+
+
+def heldout_accuracy(model, tokenizer, cfg, records: list[dict]) -> dict:
+    """Greedy accuracy and mean response length on held-out records (the training-time eval)."""
+    from reasonrl.tasks.sources import verifier_for
+
+    params = SamplingParams(temperature=0.0, max_new_tokens=cfg.rollout.max_new_tokens, n=1, seed=cfg.train.seed,
+                            stop=list(cfg.rollout.stop))
+    summary, _ = run_eval(dist.unwrap(model), tokenizer, records[: cfg.train.eval_examples], params=params,
+                          verifier=verifier_for(cfg.data), template=cfg.data.prompt_template,
+                          batch_size=cfg.rollout.batch_size)
+    return {"heldout_acc": summary["mean@n"], "heldout_len": summary["mean_length"]}
 
 
 def evaluate(cfg, *, out_dir: str | None = None) -> dict:
@@ -97,7 +110,8 @@ def evaluate(cfg, *, out_dir: str | None = None) -> dict:
         (out / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
         (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         plot_length_vs_correct([s["length"] for s in samples], [s["correct"] for s in samples],
-                               out / "plots" / "length_vs_correct.png", title=f"{cfg.data.source}: length by correctness")
+                               out / "plots" / "length_vs_correct.png",
+                               title=f"{cfg.data.source}: length by correctness")
         print_table(f"eval: {cfg.data.source} ({split})", summary)
         print(f"samples -> {out / 'samples.jsonl'}")
     return summary

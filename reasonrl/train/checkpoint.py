@@ -1,10 +1,11 @@
 """Atomic, resumable checkpoints.
 
-A checkpoint is `run_dir/checkpoints/step_NNNNNNN/`: a Hugging Face model directory (weights in safetensors,
-config, tokenizer) that `from_pretrained` loads as it is, plus `trainer_state.pt` (optimizer, scheduler, step,
-data position, anything the trainer adds), `rank{r}.pt` per process (RNG, sharded state) and `meta.json` (step, parameters,
-tokens seen, compute = 6 x params x tokens). Everything is written into a temporary directory first and
-renamed into place, so a crash never leaves a half-written checkpoint that resume would pick up.
+A checkpoint is `run_dir/checkpoints/step_NNNNNNN/`: a Hugging Face model directory (weights in
+safetensors, config, tokenizer) that `from_pretrained` loads as it is, plus `trainer_state.pt` (optimizer,
+scheduler, step, data position, anything the trainer adds), `rank{r}.pt` per process (RNG, sharded state)
+and `meta.json` (step, parameters, tokens seen, compute = 6 x params x tokens). Everything is written into
+a temporary directory first and renamed into place, so a crash never leaves a half-written checkpoint that
+resume would pick up.
 """
 
 from __future__ import annotations
@@ -115,3 +116,18 @@ def log_spaced_steps(total_steps: int, num: int) -> set[int]:
     if num <= 0 or total_steps <= 0:
         return set()
     return {int(round(s)) for s in np.logspace(0, np.log10(total_steps), num)}
+
+
+def export_final(run_dir: str | Path, model: torch.nn.Module, tokenizer) -> Path:
+    """The final model as a plain HF directory `run_dir/final` (what a later phase starts from). Collective."""
+    state = dist.full_state_dict(model)
+    out = Path(run_dir) / "final"
+    if dist.is_main():
+        tmp = out.parent / ".tmp-final"
+        shutil.rmtree(tmp, ignore_errors=True)
+        dist.unwrap(model).save_pretrained(tmp, state_dict=state)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    dist.barrier()
+    return out

@@ -18,12 +18,12 @@ import torch.nn.functional as F
 
 from reasonrl import dist
 from reasonrl.config import Config, write_resolved
+from reasonrl.eval.evaluate import heldout_accuracy
 from reasonrl.eval.plots import plot_curves
 from reasonrl.model.setup import load_or_build
 from reasonrl.model.tiny import load_model, num_params
 from reasonrl.optim import build_optimizer
-from reasonrl.rollout.sampler import SamplingParams
-from reasonrl.tasks.sources import load_split, verifier_for
+from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
 from reasonrl.train.data import collate, encode_records, micro_batch_indices
 from reasonrl.train.logging import MetricsLog, read_metrics
@@ -40,18 +40,6 @@ def response_nll_sum(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
 
 def autocast(dtype: str, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
-
-
-def eval_heldout(model, tokenizer, cfg: Config, test_records: list[dict]) -> dict:
-    """Greedy accuracy on the held-out split (mean response length too)."""
-    from reasonrl.eval.evaluate import run_eval
-
-    params = SamplingParams(temperature=0.0, max_new_tokens=cfg.rollout.max_new_tokens, n=1, seed=cfg.train.seed,
-                            stop=list(cfg.rollout.stop))
-    summary, _ = run_eval(dist.unwrap(model), tokenizer, test_records[: cfg.train.eval_examples], params=params,
-                          verifier=verifier_for(cfg.data), template=cfg.data.prompt_template,
-                          batch_size=cfg.rollout.batch_size)
-    return {"heldout_acc": summary["mean@n"], "heldout_len": summary["mean_length"]}
 
 
 def train(cfg: Config) -> dict:
@@ -139,7 +127,7 @@ def train(cfg: Config) -> dict:
         if skipped:
             record["skipped"] = skipped
         if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0 and state["step"] < cfg.train.steps:
-            record.update(eval_heldout(model, tokenizer, cfg, test_records))
+            record.update(heldout_accuracy(model, tokenizer, cfg, test_records))
         log.log(record)
         if bar is not None:
             bar.update(1)
@@ -151,12 +139,12 @@ def train(cfg: Config) -> dict:
     if bar is not None:
         bar.close()
 
-    final = eval_heldout(model, tokenizer, cfg, test_records)
+    final = heldout_accuracy(model, tokenizer, cfg, test_records)
     log.log({"step": state["step"], **final})
     last = ckpt_lib.latest_checkpoint(run_dir)
     if last is None or int(last.name.split("_")[1]) != state["step"]:
         save(state["step"], keep=False)
-    _export_final(run_dir, model, tokenizer)
+    ckpt_lib.export_final(run_dir, model, tokenizer)
     if dist.is_main() and cfg.log.plots:
         records = read_metrics(run_dir / "metrics.jsonl")
         plot_curves(records, ["loss", "heldout_acc", "heldout_len"], run_dir / "plots" / "sft.png", title="SFT")
@@ -168,18 +156,3 @@ def _clip(model, max_norm: float) -> float:
     if max_norm > 0:
         return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
     return float(torch.nn.utils.get_total_norm([p.grad for p in params]))
-
-
-def _export_final(run_dir: Path, model, tokenizer) -> None:
-    """The final model as a plain HF directory `run_dir/final` (what later phases start from)."""
-    state = dist.full_state_dict(model)
-    if dist.is_main():
-        tmp, out = run_dir / ".tmp-final", run_dir / "final"
-        import shutil
-
-        shutil.rmtree(tmp, ignore_errors=True)
-        dist.unwrap(model).save_pretrained(tmp, state_dict=state)
-        tokenizer.save_pretrained(tmp)
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.replace(out)
-    dist.barrier()

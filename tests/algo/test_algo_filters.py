@@ -22,3 +22,11 @@ def test_dynamic_sampling_matches_loop():
 def test_dynamic_sampling_rejects_partial_groups():
     with pytest.raises(AssertionError):
         dynamic_sampling_mask(torch.zeros(5, dtype=torch.bool), 4)
+
+
+def test_varied_reward_mask_keeps_groups_with_unequal_rewards():
+    from reasonrl.algo.filters import varied_reward_mask
+
+    # groups of 2: [1, 1] equal -> drop; [-1, -0.5] differ -> keep; [0, 0] equal -> drop
+    r = torch.tensor([1.0, 1.0, -1.0, -0.5, 0.0, 0.0])
+    assert varied_reward_mask(r, 2).tolist() == [False, False, True, True, False, False]

@@ -1,0 +1,141 @@
+"""GRPO, and DAPO (arXiv 2503.14476) as a configuration of it.
+
+DAPO = GRPO + clip-higher (`rl.clip_high = 0.28`) + token-level loss (`rl.loss_agg = "token-mean"`) +
+dynamic sampling (`rl.dynamic_sampling`: keep groups with 0 < #correct < G, sampling more rounds until the
+batch holds `rl.prompts_per_step` groups or `rl.max_sample_rounds` is reached) + overlong reward shaping
+(`rl.overlong_penalty`, DAPO Eq. 13 with L_max = `rollout.max_new_tokens`, L_cache = `rl.overlong_cache`).
+See configs/grpo.toml and configs/dapo.toml.
+
+Each step reads: rollout -> reward -> filter (dynamic sampling) -> group advantages -> update -> log -> eval
+-> checkpoint.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import torch
+
+from reasonrl import dist
+from reasonrl.algo.advantages import group_advantages
+from reasonrl.algo.filters import dynamic_sampling_mask, varied_reward_mask
+from reasonrl.config import Config, write_resolved
+from reasonrl.eval.evaluate import heldout_accuracy
+from reasonrl.eval.plots import plot_curves
+from reasonrl.model.setup import load_or_build
+from reasonrl.model.tiny import load_model, num_params
+from reasonrl.optim import build_optimizer
+from reasonrl.tasks.sources import load_split
+from reasonrl.train import checkpoint as ckpt_lib
+from reasonrl.train import rl
+from reasonrl.train.logging import MetricsLog, read_metrics
+from reasonrl.train.schedule import build_scheduler
+
+PLOT_KEYS = ["reward", "acc", "heldout_acc", "resp_len", "entropy", "kept_fraction", "clipfrac_high"]
+
+
+def collect(policy, tokenizer, train_records, cfg: Config, step: int) -> tuple[rl.Batch, dict]:
+    """Rollout + reward, with DAPO dynamic sampling: keep informative groups until the batch is full."""
+    group = cfg.rollout.num_samples
+    want = max(1, cfg.rl.prompts_per_step // dist.world_size())  # groups this process should hold
+    kept: list[rl.Batch] = []
+    num_kept = num_seen = truncated = 0
+    rounds = cfg.rl.max_sample_rounds if cfg.rl.dynamic_sampling else 1
+    for round_ in range(rounds):
+        records = rl.step_prompts(train_records, step=step, round_=round_, num=cfg.rl.prompts_per_step,
+                                  seed=cfg.train.seed)
+        batch, info = rl.rollout_and_score(policy, tokenizer, records, cfg, rl.step_seed(cfg.train.seed, step,
+                                                                                        round_, dist.rank()))
+        truncated += info["num_truncated"]
+        num_seen += batch.size // group
+        if cfg.rl.dynamic_sampling:
+            keep = (dynamic_sampling_mask(batch.correct, group) if cfg.rl.dynamic_sampling_on == "acc"
+                    else varied_reward_mask(batch.scores, group))  # (N,) whole groups
+            batch = batch.rows(keep.nonzero()[:, 0][: (want - num_kept) * group])
+        if batch.size:
+            kept.append(batch)
+            num_kept += batch.size // group
+        if num_kept >= want:
+            break
+    if not kept:  # every group was all-correct or all-wrong: train on the last one (its advantages are 0)
+        kept.append(rl.rollout_and_score(policy, tokenizer, records[:1], cfg, 0)[0])
+    batch = rl.concat(kept, tokenizer.pad_token_id)
+    return batch, {"kept_fraction": num_kept / max(1, num_seen), "sample_rounds": round_ + 1,
+                   "num_truncated": truncated}
+
+
+def train(cfg: Config) -> dict:
+    dist.init(cfg.dist.backend)
+    device = dist.device()
+    run_dir = Path(cfg.log.run_dir)
+    if dist.is_main():
+        write_resolved(cfg, run_dir)
+    torch.manual_seed(cfg.train.seed)
+
+    resume_from = ckpt_lib.latest_checkpoint(run_dir) if cfg.train.resume else None
+    policy, tokenizer = load_model(resume_from) if resume_from else load_or_build(cfg)
+    ref_model = copy.deepcopy(policy).eval().requires_grad_(False).to(device) if cfg.rl.kl_coef > 0 else None
+    policy.to(device).train()
+    train_records = load_split(cfg.data, "train")
+    test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
+
+    policy = dist.wrap_model(policy, cfg.dist.strategy)
+    optimizer = build_optimizer(dist.unwrap(policy), cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
+    state = {"step": 0, "tokens_seen": 0}
+    if resume_from:
+        trainer_state, _ = ckpt_lib.load_trainer_state(resume_from)
+        optimizer.load_state_dict(trainer_state["optimizers"]["policy"])
+        scheduler.load_state_dict(trainer_state["scheduler"])
+        state = trainer_state["progress"]
+    log = MetricsLog(run_dir, resume_step=state["step"])
+    n_params = num_params(dist.unwrap(policy))
+    bar = None
+    if cfg.log.progress and dist.is_main():
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.train.steps, initial=state["step"], desc=cfg.rl.algo, dynamic_ncols=True)
+
+    while state["step"] < cfg.train.steps:
+        step = state["step"]
+        t0 = time.perf_counter()
+        # rollout -> reward -> filter
+        batch, info = collect(policy, tokenizer, train_records, cfg, step)
+        batch = rl.Batch(**{k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.__dict__.items()})
+        t1 = time.perf_counter()
+        # advantages: group-normalised outcome reward on every response token
+        adv = group_advantages(batch.scores, cfg.rollout.num_samples, normalize_std=cfg.rl.group_std)  # (N,)
+        batch.advantages = adv[:, None] * batch.mask
+        # update
+        stats = rl.policy_update(policy, optimizer, batch, cfg, seed=rl.step_seed(cfg.train.seed, step, 99),
+                                 ref_model=ref_model)
+        scheduler.step()
+        t2 = time.perf_counter()
+        # log -> eval -> checkpoint
+        state["step"] = step + 1
+        new_tokens = rl.global_count(batch.mask)
+        state["tokens_seen"] += int(rl.global_count(batch.attention_mask))
+        record = {"step": state["step"], **rl.rollout_stats(batch), **rl.advantage_stats(batch), **stats, **info,
+                  "lr": scheduler.get_last_lr()[0], "tokens_per_s": new_tokens / (t2 - t0),
+                  "time_rollout": t1 - t0, "time_train": t2 - t1}
+        if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0:
+            record.update(heldout_accuracy(policy, tokenizer, cfg, test_records))
+        log.log(record)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(acc=f"{record['acc']:.2f}", kept=f"{info['kept_fraction']:.2f}")
+        if cfg.train.save_every and state["step"] % cfg.train.save_every == 0 or state["step"] == cfg.train.steps:
+            rl.save_rl_checkpoint(run_dir, state["step"], models={"": policy}, tokenizer=tokenizer,
+                                  optimizers={"policy": optimizer}, scheduler=scheduler, state=state,
+                                  n_params=n_params)
+    if bar is not None:
+        bar.close()
+    final = heldout_accuracy(policy, tokenizer, cfg, test_records)
+    log.log({"step": state["step"], **final})
+    ckpt_lib.export_final(run_dir, policy, tokenizer)
+    if dist.is_main() and cfg.log.plots:
+        plot_curves(read_metrics(run_dir / "metrics.jsonl"), PLOT_KEYS, run_dir / "plots" / f"{cfg.rl.algo}.png",
+                    title=f"GRPO/DAPO: {run_dir.name}")
+    return {"step": state["step"], **final, "run_dir": str(run_dir)}

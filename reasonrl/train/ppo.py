@@ -1,0 +1,148 @@
+"""PPO with a critic, and VAPO (arXiv 2504.05118) as a configuration of it.
+
+VAPO = PPO + value pretraining (`rl.value_pretrain_steps`) + decoupled GAE (`rl.lam_critic = 1.0`) +
+length-adaptive GAE (`rl.length_adaptive`, alpha 0.05) + token-level loss (`rl.loss_agg = "token-mean"`) +
+clip-higher (`rl.clip_high = 0.28`) + positive-example NLL (`rl.pos_nll_coef = 0.1`) + group sampling
+(`rollout.num_samples > 1`). See configs/vapo.toml; each part is switched off alone in the ablation.
+
+Each step reads: rollout -> reward -> values -> advantages -> update (critic, then policy unless still in
+value pretraining) -> log -> eval -> checkpoint. Value pretraining runs first as `value_pretrain_steps`
+critic-only steps on rollouts of the frozen initial policy with Monte-Carlo returns (lambda = 1).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import torch
+
+from reasonrl import dist
+from reasonrl.algo.advantages import gae, length_adaptive_lambda, whiten
+from reasonrl.algo.rewards import token_level_rewards
+from reasonrl.config import Config, write_resolved
+from reasonrl.eval.evaluate import heldout_accuracy
+from reasonrl.eval.plots import plot_curves
+from reasonrl.model.setup import load_or_build
+from reasonrl.model.tiny import load_model, num_params
+from reasonrl.model.value import load_value_model, token_values, value_model_from_policy
+from reasonrl.optim import build_optimizer
+from reasonrl.tasks.sources import load_split
+from reasonrl.train import checkpoint as ckpt_lib
+from reasonrl.train import rl
+from reasonrl.train.logging import MetricsLog, read_metrics
+from reasonrl.train.schedule import build_scheduler
+
+PLOT_KEYS = ["reward", "acc", "heldout_acc", "resp_len", "value_loss", "explained_var", "entropy", "clipfrac_high"]
+
+
+def compute_advantages(batch: rl.Batch, values: torch.Tensor, cfg: Config, *, pretraining: bool) -> rl.Batch:
+    """Decoupled GAE: policy advantages with lambda_policy (fixed or length-adaptive), critic returns with
+    lambda_critic (1.0 during value pretraining: Monte-Carlo returns)."""
+    r = cfg.rl
+    rewards = token_level_rewards(batch.scores, batch.mask)  # (N, L): the score on the last response token
+    lam_p = length_adaptive_lambda(batch.lengths, alpha=r.alpha) if r.length_adaptive else r.lam_policy
+    advantages, _ = gae(rewards, values, batch.mask, gamma=r.gamma, lam=lam_p)
+    _, returns = gae(rewards, values, batch.mask, gamma=r.gamma, lam=1.0 if pretraining else r.lam_critic)
+    if r.whiten_advantages:
+        advantages = whiten(advantages, batch.mask)
+    batch.advantages, batch.returns, batch.old_values = advantages, returns, values
+    return batch
+
+
+def train(cfg: Config) -> dict:
+    dist.init(cfg.dist.backend)
+    device = dist.device()
+    run_dir = Path(cfg.log.run_dir)
+    if dist.is_main():
+        write_resolved(cfg, run_dir)
+    torch.manual_seed(cfg.train.seed)
+
+    resume_from = ckpt_lib.latest_checkpoint(run_dir) if cfg.train.resume else None
+    policy, tokenizer = load_model(resume_from) if resume_from else load_or_build(cfg)
+    if resume_from:
+        critic = load_value_model(resume_from / "critic")
+    elif cfg.rl.critic_path:
+        critic = load_value_model(cfg.rl.critic_path)
+    else:
+        critic = value_model_from_policy(policy)
+    ref_model = copy.deepcopy(policy).eval().requires_grad_(False).to(device) if cfg.rl.kl_coef > 0 else None
+    policy.to(device).train()
+    critic.to(device).train()
+    train_records = load_split(cfg.data, "train")
+    test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
+
+    policy = dist.wrap_model(policy, cfg.dist.strategy)
+    critic = dist.wrap_model(critic, cfg.dist.strategy)
+    optimizer = build_optimizer(dist.unwrap(policy), cfg.optim)
+    critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.rl.critic_lr, betas=tuple(cfg.optim.betas))
+    scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
+    total = cfg.rl.value_pretrain_steps + cfg.train.steps
+    state = {"step": 0, "tokens_seen": 0}
+    if resume_from:
+        trainer_state, _ = ckpt_lib.load_trainer_state(resume_from)
+        optimizer.load_state_dict(trainer_state["optimizers"]["policy"])
+        critic_opt.load_state_dict(trainer_state["optimizers"]["critic"])
+        scheduler.load_state_dict(trainer_state["scheduler"])
+        state = trainer_state["progress"]
+    log = MetricsLog(run_dir, resume_step=state["step"])
+    n_params = num_params(dist.unwrap(policy))
+    bar = _progress(cfg, total, state["step"])
+
+    while state["step"] < total:
+        step = state["step"]
+        pretraining = step < cfg.rl.value_pretrain_steps
+        seed = rl.step_seed(cfg.train.seed, step, dist.rank())
+        t0 = time.perf_counter()
+        # rollout -> reward
+        records = rl.step_prompts(train_records, step=step, round_=0, num=cfg.rl.prompts_per_step,
+                                  seed=cfg.train.seed)
+        batch, info = rl.rollout_and_score(policy, tokenizer, records, cfg, seed)
+        batch = rl.Batch(**{k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.__dict__.items()})
+        t1 = time.perf_counter()
+        # values -> advantages
+        with torch.no_grad():
+            values = token_values(critic, batch.input_ids, batch.attention_mask)
+        batch = compute_advantages(batch, values, cfg, pretraining=pretraining)
+        # update: critic always, policy once value pretraining is over
+        stats = rl.critic_update(critic, critic_opt, batch, cfg, seed=seed)
+        if not pretraining:
+            stats.update(rl.policy_update(policy, optimizer, batch, cfg, seed=seed + 1, ref_model=ref_model))
+            scheduler.step()
+        t2 = time.perf_counter()
+        # log -> eval -> checkpoint
+        state["step"] = step + 1
+        new_tokens = rl.global_count(batch.mask)
+        state["tokens_seen"] += int(rl.global_count(batch.attention_mask))
+        record = {"step": state["step"], "phase": "value_pretrain" if pretraining else "ppo",
+                  **rl.rollout_stats(batch), **rl.advantage_stats(batch), **stats, **info,
+                  "lr": scheduler.get_last_lr()[0], "tokens_per_s": new_tokens / (t2 - t0),
+                  "time_rollout": t1 - t0, "time_train": t2 - t1}
+        if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0:
+            record.update(heldout_accuracy(policy, tokenizer, cfg, test_records))
+        log.log(record)
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(acc=f"{record['acc']:.2f}", vloss=f"{record['value_loss']:.3f}")
+        if cfg.train.save_every and state["step"] % cfg.train.save_every == 0 or state["step"] == total:
+            rl.save_rl_checkpoint(run_dir, state["step"], models={"": policy, "critic": critic}, tokenizer=tokenizer,
+                                  optimizers={"policy": optimizer, "critic": critic_opt}, scheduler=scheduler,
+                                  state=state, n_params=n_params)
+    if bar is not None:
+        bar.close()
+    final = heldout_accuracy(policy, tokenizer, cfg, test_records)
+    log.log({"step": state["step"], **final})
+    ckpt_lib.export_final(run_dir, policy, tokenizer)
+    if dist.is_main() and cfg.log.plots:
+        plot_curves(read_metrics(run_dir / "metrics.jsonl"), PLOT_KEYS, run_dir / "plots" / "ppo.png",
+                    title=f"PPO/VAPO: {run_dir.name}")
+    return {"step": state["step"], **final, "run_dir": str(run_dir)}
+
+
+def _progress(cfg: Config, total: int, initial: int):
+    if not (cfg.log.progress and dist.is_main()):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc="ppo", dynamic_ncols=True)

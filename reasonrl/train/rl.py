@@ -1,0 +1,251 @@
+"""Pieces shared by the RL trainers (ppo.py, grpo.py): prompts per step, rollout + reward, batch algebra,
+the policy and critic updates, and checkpointing. Each is a plain function; the trainers read top to bottom.
+
+Distribution: every process samples its share of the step's prompts; losses are aggregated with global
+token / sequence counts (summed over processes) and multiplied by the world size because DDP averages
+gradients, so N processes compute the same update as one process holding the whole batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from reasonrl import dist
+from reasonrl.algo.kl import KL_ESTIMATORS
+from reasonrl.algo.losses import aggregate, policy_loss, positive_nll, value_loss
+from reasonrl.algo.rewards import outcome_reward, overlong_penalty
+from reasonrl.config import Config
+from reasonrl.model.logprobs import sequence_logprobs
+from reasonrl.model.value import token_values
+from reasonrl.rollout.sampler import Rollout, SamplingParams, sample
+from reasonrl.tasks.prompts import format_prompt
+from reasonrl.tasks.sources import verifier_for
+from reasonrl.tasks.verify import extract_answer
+
+
+@dataclass
+class Batch:
+    """One step's training rows (all tensors share the first dimension N; 2-D ones are (N, L))."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    mask: torch.Tensor  # bool (N, L): trained response tokens
+    old_logp: torch.Tensor  # (N, L)
+    scores: torch.Tensor  # (N,) scalar reward per response
+    correct: torch.Tensor  # (N,) bool
+    lengths: torch.Tensor  # (N,) response tokens
+    advantages: torch.Tensor | None = None  # (N, L)
+    returns: torch.Tensor | None = None  # (N, L)
+    old_values: torch.Tensor | None = None  # (N, L)
+    prompt_len: int = 0
+
+    def rows(self, idx: torch.Tensor) -> Batch:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return Batch(**{k: (v[idx] if isinstance(v, torch.Tensor) else v) for k, v in out.items()})
+
+    @property
+    def size(self) -> int:
+        return self.input_ids.shape[0]
+
+
+def step_seed(seed: int, *parts: int) -> int:
+    """A 31-bit seed derived from the run seed and (step, round, rank, ...): resumable and rank-distinct."""
+    key = "|".join(str(p) for p in (seed, *parts))
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") >> 1
+
+
+def step_prompts(records: list[dict], *, step: int, round_: int, num: int, seed: int) -> list[dict]:
+    """This process's share of the `num` prompts of (step, round): consecutive slices of per-epoch shuffles."""
+    chunk = step * 64 + round_  # up to 64 sampling rounds per step address distinct slices
+    out = []
+    for offset in range(chunk * num, (chunk + 1) * num):
+        epoch, pos = divmod(offset, len(records))
+        perm = np.random.default_rng([seed, epoch]).permutation(len(records))
+        out.append(records[int(perm[pos])])
+    return out[dist.rank() :: dist.world_size()]
+
+
+def sampling_params(cfg: Config, seed: int) -> SamplingParams:
+    r = cfg.rollout
+    return SamplingParams(temperature=r.temperature, top_p=r.top_p, top_k=r.top_k, max_new_tokens=r.max_new_tokens,
+                          n=r.num_samples, stop=tuple(r.stop), seed=seed, backend=r.backend)
+
+
+def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed: int) -> tuple[Batch, dict]:
+    """Sample `rollout.num_samples` responses per record, verify them and turn them into scalar rewards."""
+    prompts = [format_prompt(tokenizer, r["prompt"], cfg.data.prompt_template) for r in records]
+    policy.eval()
+    with torch.no_grad():
+        ro: Rollout = sample(dist.unwrap(policy), tokenizer, prompts, sampling_params(cfg, seed))
+    policy.train()
+    verifier = verifier_for(cfg.data)
+    gold = [records[int(i)]["answer"] for i in ro.prompt_index]
+    correct = torch.tensor([verifier(t, g) for t, g in zip(ro.response_texts, gold, strict=True)])
+    answered = torch.tensor([extract_answer(t) is not None for t in ro.response_texts]) | correct
+    scores = outcome_reward(correct, answered=answered, correct_reward=cfg.rl.reward_correct,
+                            wrong_reward=cfg.rl.reward_wrong, no_answer_reward=cfg.rl.reward_no_answer)
+    lengths = ro.response_mask.sum(dim=1)
+    if cfg.rl.overlong_penalty:
+        scores = scores + overlong_penalty(lengths, max_len=cfg.rollout.max_new_tokens,
+                                           cache_len=cfg.rl.overlong_cache)
+    batch = Batch(input_ids=ro.input_ids, attention_mask=ro.attention_mask, mask=ro.response_mask,
+                  old_logp=ro.logprobs, scores=scores.float(), correct=correct, lengths=lengths,
+                  prompt_len=ro.prompt_len)
+    info = {"num_truncated": sum(f == "length" for f in ro.finish_reasons)}
+    return batch, info
+
+
+def concat(batches: list[Batch], pad_id: int) -> Batch:
+    """Stack batches whose prompt and response widths differ: prompts left-padded, responses right-padded."""
+    if len(batches) == 1:
+        return batches[0]
+    p = max(b.prompt_len for b in batches)
+    w = max(b.input_ids.shape[1] - b.prompt_len for b in batches)
+
+    def pad(t: torch.Tensor, b: Batch, value) -> torch.Tensor:
+        left, right = p - b.prompt_len, w - (t.shape[1] - b.prompt_len)
+        return torch.nn.functional.pad(t, (left, right), value=value)
+
+    out = {}
+    for f in fields(Batch):
+        vals = [getattr(b, f.name) for b in batches]
+        if f.name == "prompt_len":
+            out[f.name] = p
+        elif vals[0] is None:
+            out[f.name] = None
+        elif vals[0].dim() == 1:
+            out[f.name] = torch.cat(vals)
+        else:
+            fill = pad_id if f.name == "input_ids" else (False if vals[0].dtype == torch.bool else 0)
+            out[f.name] = torch.cat([pad(v, b, fill) for v, b in zip(vals, batches, strict=True)])
+    return Batch(**out)
+
+
+def global_count(x: torch.Tensor) -> float:
+    return float(dist.all_reduce_sum(x.detach().float().sum().reshape(1)).item())
+
+
+def minibatches(n: int, cfg: Config, seed: int) -> list[torch.Tensor]:
+    """Shuffled row indices split into this process's share of `rl.minibatch_size`-sequence minibatches."""
+    size = max(1, cfg.rl.minibatch_size // dist.world_size())
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(cfg.rl.ppo_epochs):
+        perm = torch.randperm(n, generator=g)
+        out.extend(perm[i : i + size] for i in range(0, n, size))
+    return out
+
+
+def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, ref_model=None) -> dict:
+    """PPO-clip epochs over minibatches (+ positive-example NLL, + KL to a reference); returns mean stats."""
+    rl, world = cfg.rl, dist.world_size()
+    acc: dict[str, list[float]] = {}
+    skipped = 0
+    for idx in minibatches(batch.size, cfg, seed):
+        mb = batch.rows(idx)
+        num_tokens = global_count(mb.mask)
+        num_seqs = global_count(mb.mask.any(dim=1))
+        logp, entropy = sequence_logprobs(policy, mb.input_ids, mb.attention_mask,
+                                          temperature=max(cfg.rollout.temperature, 1e-6), return_entropy=True)
+        loss, stats = policy_loss(logp, mb.old_logp, mb.advantages, mb.mask, clip_low=rl.clip_low,
+                                  clip_high=rl.clip_high, agg=rl.loss_agg, num_tokens=num_tokens, num_seqs=num_seqs)
+        stats = {k: float(v) for k, v in stats.items()}
+        if rl.pos_nll_coef > 0:
+            num_pos = global_count(mb.mask & mb.correct[:, None])
+            nll = positive_nll(logp, mb.mask, mb.correct, num_tokens=num_pos if num_pos > 0 else None)
+            loss = loss + rl.pos_nll_coef * nll
+            stats["pos_nll"] = float(nll)
+        if ref_model is not None and rl.kl_coef > 0:
+            with torch.no_grad():
+                ref_logp = sequence_logprobs(ref_model, mb.input_ids, mb.attention_mask,
+                                             temperature=max(cfg.rollout.temperature, 1e-6))
+            kl = aggregate(KL_ESTIMATORS[rl.kl_estimator](logp, ref_logp), mb.mask, agg="token-mean",
+                           num_tokens=num_tokens)
+            loss = loss + rl.kl_coef * kl
+            stats["kl"] = float(kl) * world
+        stats["entropy"] = float(aggregate(entropy.detach(), mb.mask, agg="token-mean", num_tokens=num_tokens)) * world
+        ok = _finite_everywhere(loss)
+        if ok:
+            (loss * world).backward()
+            stats["grad_norm"] = _clip(policy, cfg.train.max_grad_norm)
+            ok = math.isfinite(stats["grad_norm"])
+        if ok:
+            optimizer.step()
+        else:
+            skipped += 1
+        optimizer.zero_grad(set_to_none=True)
+        stats["policy_loss"] = float(loss.detach()) * world
+        for k, v in stats.items():
+            acc.setdefault(k, []).append(v)
+    out = {k: sum(v) / len(v) for k, v in acc.items()}
+    out["skipped_updates"] = skipped
+    return out
+
+
+def critic_update(critic, optimizer, batch: Batch, cfg: Config, *, seed: int) -> dict:
+    """Value regression on `batch.returns` over minibatches; returns mean value loss / explained variance."""
+    world = dist.world_size()
+    acc: dict[str, list[float]] = {}
+    for idx in minibatches(batch.size, cfg, seed):
+        mb = batch.rows(idx)
+        num_tokens = global_count(mb.mask)
+        values = token_values(critic, mb.input_ids, mb.attention_mask)
+        loss, stats = value_loss(values, mb.old_values, mb.returns, mb.mask, clip=cfg.rl.value_clip or None,
+                                 agg="token-mean", num_tokens=num_tokens)
+        if _finite_everywhere(loss):
+            (loss * world).backward()
+            if math.isfinite(_clip(critic, cfg.train.max_grad_norm)):
+                optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        acc.setdefault("value_loss", []).append(float(loss.detach()) * world)
+        acc.setdefault("explained_var", []).append(float(stats["explained_var"]))
+    return {k: sum(v) / len(v) for k, v in acc.items()}
+
+
+def _finite_everywhere(loss: torch.Tensor) -> bool:
+    bad = torch.tensor([0.0 if torch.isfinite(loss.detach()).all() else 1.0])
+    return dist.all_reduce_sum(bad).item() == 0
+
+
+def _clip(model, max_norm: float) -> float:
+    params = [p for p in model.parameters() if p.grad is not None]
+    if not params:
+        return 0.0
+    if max_norm > 0:
+        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+    return float(torch.nn.utils.get_total_norm([p.grad for p in params]))
+
+
+def rollout_stats(batch: Batch) -> dict:
+    """Reward, accuracy and length diagnostics of the rows this process holds, summed over processes."""
+    n = global_count(torch.ones(batch.size))
+    lengths = batch.lengths.float()
+    max_len = dist.all_gather_object(int(lengths.max()) if batch.size else 0)
+    return {"reward": global_count(batch.scores) / n, "acc": global_count(batch.correct) / n,
+            "resp_len": global_count(lengths) / n, "resp_len_max": max(max_len), "num_responses": int(n)}
+
+
+def advantage_stats(batch: Batch) -> dict:
+    m = batch.mask
+    num = global_count(m)
+    mean = global_count(batch.advantages[m]) / num
+    var = global_count((batch.advantages[m] - mean) ** 2) / num
+    return {"adv_mean": mean, "adv_std": var**0.5}
+
+
+def save_rl_checkpoint(run_dir: Path, step: int, *, models: dict, tokenizer, optimizers: dict, scheduler,
+                       state: dict, n_params: int) -> None:
+    from reasonrl.train import checkpoint as ckpt_lib
+
+    ckpt_lib.save_checkpoint(
+        run_dir, step, models=models, tokenizer=tokenizer,
+        trainer_state={"optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                       "scheduler": scheduler.state_dict(), "progress": dict(state)},
+        meta={"params": n_params, "tokens_seen": state.get("tokens_seen", 0),
+              "compute": 6.0 * n_params * state.get("tokens_seen", 0)})
