@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from reasonrl.config import load_config
 from reasonrl.model.setup import load_or_build
-from reasonrl.train import grpo, ppo
+from reasonrl.train import ppo
 from reasonrl.train.checkpoint import list_checkpoints
 
 ROOT = Path(__file__).resolve().parents[2]
