@@ -1,7 +1,7 @@
 """`make demo` / `reasonrl demo`: the main job on the embedded default, stage by stage.
 
-world -> tokenizer -> tiny model -> SFT -> held-out evaluation, each stage writing into `run_dir` and each
-later stage starting from the previous stage's output directory (the RL stage is one more entry here).
+world -> tokenizer -> tiny model -> SFT -> VAPO, with held-out evaluation after each; every stage writes
+into `run_dir` and starts from the previous stage's output directory (a new stage is one more entry here).
 Fits in about 10 minutes on 2 CPU cores.
 """
 
@@ -28,6 +28,20 @@ def demo_config(run_dir: Path, quick: bool) -> Config:
     ])
 
 
+def vapo_config(run_dir: Path, quick: bool) -> Config:
+    """The RL stage: VAPO with all seven parts, from the SFT model (configs/vapo_tiny.toml, shorter)."""
+    steps = 3 if quick else 24
+    return load_config(None, [
+        f"--model.path={run_dir / 'sft' / 'final'}", f"--data.difficulty={DEMO_DIFFICULTY}",
+        f"--train.steps={steps}", f"--train.eval_every={max(1, steps // 2)}", f"--train.save_every={steps}",
+        "--train.eval_examples=200", "--optim.lr=1e-4", "--optim.warmup_steps=0", "--optim.schedule=constant",
+        "--rollout.num_samples=8", "--rollout.max_new_tokens=96", "--rl.algo=ppo", "--rl.prompts_per_step=8",
+        "--rl.minibatch_size=32", f"--rl.value_pretrain_steps={1 if quick else 4}", "--rl.lam_critic=1.0",
+        "--rl.length_adaptive=true", "--rl.loss_agg=token-mean", "--rl.clip_high=0.28", "--rl.pos_nll_coef=0.1",
+        "--rl.critic_lr=1e-3", f"--log.run_dir={run_dir / 'vapo'}",
+    ])
+
+
 def run_demo(run_dir: str | Path, *, quick: bool = False) -> list[dict]:
     from reasonrl.model.setup import init_model, save_embedded_tokenizer
     from reasonrl.tasks.synthetic import write_split
@@ -49,7 +63,17 @@ def run_demo(run_dir: str | Path, *, quick: bool = False) -> list[dict]:
     result = sft(cfg)
     rows.append({"stage": f"sft ({cfg.train.steps} steps)", "heldout_acc": result["heldout_acc"],
                  "heldout_len": result["heldout_len"], "seconds": time.perf_counter() - t})
+
+    from reasonrl.train.ppo import train as ppo
+
+    t = time.perf_counter()
+    vcfg = vapo_config(run_dir, quick)
+    result = ppo(vcfg)
+    rows.append({"stage": f"vapo ({vcfg.rl.value_pretrain_steps}+{vcfg.train.steps} steps)",
+                 "heldout_acc": result["heldout_acc"], "heldout_len": result["heldout_len"],
+                 "seconds": time.perf_counter() - t})
     print_rows(f"demo summary (held-out: {cfg.train.eval_examples} problems, difficulty {DEMO_DIFFICULTY}, greedy)",
                rows)
-    print(f"\nmodel after SFT: {run_dir / 'sft' / 'final'}   plots: {run_dir / 'sft' / 'plots'}")
+    print(f"\nmodels: {run_dir / 'sft' / 'final'}, {run_dir / 'vapo' / 'final'}   "
+          f"plots: {run_dir / 'sft' / 'plots'}, {run_dir / 'vapo' / 'plots'}")
     return rows
