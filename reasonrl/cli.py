@@ -19,6 +19,7 @@ COMMANDS = {
     "sft": "supervised fine-tuning on synthetic traces or a JSONL file (resumable)",
     "rl": "RL post-training: PPO, VAPO (rl.algo=ppo) or GRPO, DAPO (rl.algo=grpo); see configs/",
     "eval": "sample answers on a benchmark and report mean@N, pass@k, lengths, no-answer rate",
+    "reflection": "probe checkpoints with adversarial chains of thought: accuracy and explicit reflection vs compute",
     "demo": "the main job on the embedded default: world -> tokenizer -> model -> SFT -> eval",
 }
 
@@ -41,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     cmds["eval"].add_argument("--data", help="synthetic, gsm8k, math500, aime24, amc23 or a JSONL path")
     cmds["eval"].add_argument("--num-samples", type=int, help="samples per problem (sets eval.num_samples)")
     cmds["eval"].add_argument("--out", help="output directory (default: log.run_dir)")
+    cmds["reflection"].add_argument("--checkpoints", required=True,
+                                    help="run dir, checkpoints dir, or comma-separated checkpoint dirs")
+    cmds["reflection"].add_argument("--data", default="synthetic", choices=["synthetic", "gsm8k"])
+    cmds["reflection"].add_argument("--out", default=None, help="output dir (default: <run dir>/reflection_<data>)")
+    cmds["reflection"].add_argument("--num-items", type=int, default=200, help="probe items per seed")
+    cmds["reflection"].add_argument("--max-new-tokens", type=int, default=64)
     cmds["demo"].add_argument("--run-dir", default="runs/demo", help="where everything is written")
     cmds["demo"].add_argument("--quick", action="store_true", help="a much shorter run, for checking")
     return p
@@ -58,6 +65,14 @@ def run(argv: list[str]) -> int:
     stray = [a for a in rest if not a.startswith("--")]
     if stray:
         raise UserError(f"command line: unexpected argument(s) {' '.join(stray)}")
+    if args.command == "reflection":
+        if overrides:
+            raise UserError("command line: reflection takes no config overrides")
+        from reasonrl.reflection.probe import reflection_command
+
+        reflection_command(args.checkpoints, args.data, args.out, num_items=args.num_items,
+                           max_new_tokens=args.max_new_tokens)
+        return 0
     if args.command == "demo":
         if overrides:
             raise UserError("command line: demo takes no config overrides; use the individual commands")

@@ -92,6 +92,8 @@ def train(cfg: Config) -> dict:
         state = trainer_state["progress"]
     log = MetricsLog(run_dir, resume_step=state["step"])
     n_params = num_params(dist.unwrap(policy))
+    if state["step"] == 0 and cfg.train.eval_every:  # the starting point of the held-out curve
+        log.log({"step": 0, **heldout_accuracy(policy, tokenizer, cfg, test_records)})
     bar = None
     if cfg.log.progress and dist.is_main():
         from tqdm import tqdm

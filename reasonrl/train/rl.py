@@ -27,6 +27,7 @@ from reasonrl.rollout.sampler import Rollout, SamplingParams, sample
 from reasonrl.tasks.prompts import format_prompt
 from reasonrl.tasks.sources import verifier_for
 from reasonrl.tasks.verify import extract_answer
+from reasonrl.train.grad import clip_grad
 
 
 @dataclass
@@ -173,7 +174,7 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
         ok = _finite_everywhere(loss)
         if ok:
             (loss * world).backward()
-            stats["grad_norm"] = _clip(policy, cfg.train.max_grad_norm)
+            stats["grad_norm"] = clip_grad(policy, cfg.train.max_grad_norm)
             ok = math.isfinite(stats["grad_norm"])
         if ok:
             optimizer.step()
@@ -200,7 +201,7 @@ def critic_update(critic, optimizer, batch: Batch, cfg: Config, *, seed: int) ->
                                  agg="token-mean", num_tokens=num_tokens)
         if _finite_everywhere(loss):
             (loss * world).backward()
-            if math.isfinite(_clip(critic, cfg.train.max_grad_norm)):
+            if math.isfinite(clip_grad(critic, cfg.train.max_grad_norm)):
                 optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         acc.setdefault("value_loss", []).append(float(loss.detach()) * world)
@@ -211,15 +212,6 @@ def critic_update(critic, optimizer, batch: Batch, cfg: Config, *, seed: int) ->
 def _finite_everywhere(loss: torch.Tensor) -> bool:
     bad = torch.tensor([0.0 if torch.isfinite(loss.detach()).all() else 1.0])
     return dist.all_reduce_sum(bad).item() == 0
-
-
-def _clip(model, max_norm: float) -> float:
-    params = [p for p in model.parameters() if p.grad is not None]
-    if not params:
-        return 0.0
-    if max_norm > 0:
-        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-    return float(torch.nn.utils.get_total_norm([p.grad for p in params]))
 
 
 def rollout_stats(batch: Batch) -> dict:

@@ -26,6 +26,7 @@ from reasonrl.optim import build_optimizer
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
 from reasonrl.train.data import collate, encode_records, micro_batch_indices
+from reasonrl.train.grad import clip_grad
 from reasonrl.train.logging import MetricsLog, read_metrics
 from reasonrl.train.schedule import build_scheduler
 
@@ -109,7 +110,7 @@ def train(cfg: Config) -> dict:
             # DDP/FSDP average gradients over processes; scale back to a global token mean.
             (nll * world / num_tokens).backward()
             loss_sum += nll.detach()
-        grad_norm = _clip(model, cfg.train.max_grad_norm)
+        grad_norm = clip_grad(model, cfg.train.max_grad_norm)
         lr = scheduler.get_last_lr()[0]
         loss = dist.all_reduce_sum(loss_sum).item() / num_tokens
         if math.isfinite(loss) and math.isfinite(grad_norm):
@@ -149,10 +150,3 @@ def train(cfg: Config) -> dict:
         records = read_metrics(run_dir / "metrics.jsonl")
         plot_curves(records, ["loss", "heldout_acc", "heldout_len"], run_dir / "plots" / "sft.png", title="SFT")
     return {"step": state["step"], **final, "run_dir": str(run_dir)}
-
-
-def _clip(model, max_norm: float) -> float:
-    params = [p for p in model.parameters() if p.grad is not None]
-    if max_norm > 0:
-        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-    return float(torch.nn.utils.get_total_norm([p.grad for p in params]))

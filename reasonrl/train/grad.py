@@ -1,0 +1,15 @@
+"""Gradient utilities shared by every trainer."""
+
+from __future__ import annotations
+
+import torch
+
+
+def clip_grad(model: torch.nn.Module, max_norm: float) -> float:
+    """Clip the global gradient L2 norm to `max_norm` (0: measure only); returns the norm before clipping."""
+    params = [p for p in model.parameters() if p.grad is not None]
+    if not params:
+        return 0.0
+    if max_norm > 0:
+        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+    return float(torch.nn.utils.get_total_norm([p.grad for p in params]))
