@@ -58,7 +58,7 @@ class _Crash(Exception):
 
 
 def test_resumed_run_equals_uninterrupted(tmp_path, monkeypatch):
-    base = [f"--train.steps=10", "--train.save_every=4", "--data.num_train=128"]
+    base = ["--train.steps=10", "--train.save_every=4", "--data.num_train=128"]
     full = load_config(CONFIG, base + [f"--log.run_dir={tmp_path / 'full'}"])
     sft.train(full)
 
