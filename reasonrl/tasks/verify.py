@@ -371,6 +371,8 @@ def compare(pred: str, gold: str, *, timeout: float = DEFAULT_TIMEOUT) -> Verdic
         raise TypeError(f"answers must be str, got {type(pred).__name__} and {type(gold).__name__}")
     if len(pred) > MAX_ANSWER_CHARS or len(gold) > MAX_ANSWER_CHARS:
         return Verdict(pred.strip() == gold.strip(), "guard")
+    if len(pred) <= MAX_NUMBER_CHARS and _INT_RE.fullmatch(pred) and _INT_RE.fullmatch(gold):  # hot path of RL rewards
+        return Verdict(int(pred) == int(gold), "number")
     p, g = normalize_answer(pred), normalize_answer(gold)
     if not p or not g:
         return Verdict(False, "guard")
