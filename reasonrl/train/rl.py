@@ -161,7 +161,7 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
             num_pos = global_count(mb.mask & mb.correct[:, None])
             nll = positive_nll(logp, mb.mask, mb.correct, num_tokens=num_pos if num_pos > 0 else None)
             loss = loss + rl.pos_nll_coef * nll
-            stats["pos_nll"] = float(nll)
+            stats["pos_nll"] = float(nll.detach())
         if ref_model is not None and rl.kl_coef > 0:
             with torch.no_grad():
                 ref_logp = sequence_logprobs(ref_model, mb.input_ids, mb.attention_mask,
@@ -169,7 +169,7 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
             kl = aggregate(KL_ESTIMATORS[rl.kl_estimator](logp, ref_logp), mb.mask, agg="token-mean",
                            num_tokens=num_tokens)
             loss = loss + rl.kl_coef * kl
-            stats["kl"] = float(kl) * world
+            stats["kl"] = float(kl.detach()) * world
         stats["entropy"] = float(aggregate(entropy.detach(), mb.mask, agg="token-mean", num_tokens=num_tokens)) * world
         ok = _finite_everywhere(loss)
         if ok:

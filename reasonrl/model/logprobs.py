@@ -1,0 +1,86 @@
+"""Per-token log-probabilities (and entropies) of given sequences under a causal LM, by teacher forcing.
+
+    logp[n, t] = log softmax(logits[n, t-1] / T)[input_ids[n, t]]      logp[n, 0] = 0
+
+This is the training-side twin of the sampler: on a `Rollout` it reproduces `rollout.logprobs` (the plain
+temperature-T distribution, no top-k/top-p truncation), so it gives the PPO/GRPO `logp` and `old_logp`.
+Correct under left padding (position ids come from the attention mask; padded positions return 0) and
+differentiable. For large vocabularies pass `chunk_size`: log-softmax, gather and entropy then run over
+`chunk_size` positions at a time in float32, so no full `(N, L, V)` float32 copy of the logits is ever made;
+under autograd each chunk is recomputed in the backward pass instead of being kept.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.checkpoint import checkpoint
+from transformers import PreTrainedModel
+
+
+def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
+    """`(N, L)` positions counting real tokens only, so left padding does not shift them (0 on padding)."""
+    return (attention_mask.long().cumsum(dim=-1) - 1).clamp(min=0)
+
+
+def _chunk_stats(
+    logits: torch.Tensor, targets: torch.Tensor, temperature: float, with_entropy: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log p(targets) and entropy (zeros unless `with_entropy`) for `logits (N, C, V)`, `targets (N, C)`, float32."""
+    z = logits.float() / temperature
+    lse = torch.logsumexp(z, dim=-1)  # (N, C)
+    logp = z.gather(-1, targets[..., None])[..., 0] - lse
+    if not with_entropy:
+        return logp, torch.zeros_like(logp)
+    entropy = lse - (torch.softmax(z, dim=-1) * z).sum(dim=-1)  # H = lse - E_p[z]
+    return logp, entropy
+
+
+def token_logprobs(
+    logits: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    chunk_size: int | None = None,
+    with_entropy: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(logp, entropy)`, each `(N, C)` float32, of `targets (N, C)` under `logits (N, C, V)` at `temperature`.
+
+    With `with_entropy=False` the entropy is not computed (zeros are returned in its place).
+    """
+    assert temperature > 0, f"temperature must be > 0, got {temperature}"
+    size = chunk_size or logits.shape[1]
+    parts = []
+    for start in range(0, logits.shape[1], size):
+        chunk, tgt = logits[:, start : start + size], targets[:, start : start + size]
+        if chunk_size and torch.is_grad_enabled() and logits.requires_grad:
+            parts.append(checkpoint(_chunk_stats, chunk, tgt, temperature, with_entropy, use_reentrant=False))
+        else:
+            parts.append(_chunk_stats(chunk, tgt, temperature, with_entropy))
+    return torch.cat([p[0] for p in parts], dim=1), torch.cat([p[1] for p in parts], dim=1)
+
+
+def sequence_logprobs(
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    *,
+    temperature: float = 1.0,
+    chunk_size: int | None = None,
+    return_entropy: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """`(N, L)` float32: position t holds log p(input_ids[t] | input_ids[<t]); position 0 and padding hold 0.
+
+    With `return_entropy`, also the `(N, L)` entropy of the predicted distribution at each position (the one
+    that produced token t), same zeros. Gradients flow unless called under `torch.no_grad()`.
+    """
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
+    logits, targets = out.logits[:, :-1], input_ids[:, 1:]  # logits at t-1 predict token t
+    logp, entropy = token_logprobs(
+        logits, targets, temperature=temperature, chunk_size=chunk_size, with_entropy=return_entropy
+    )
+    valid = attention_mask[:, 1:].bool() & attention_mask[:, :-1].bool()  # a real token after a real token
+    zero = logp.new_zeros(input_ids.shape[0], 1)
+    logp = torch.cat([zero, logp.masked_fill(~valid, 0.0)], dim=1)
+    if not return_entropy:
+        return logp
+    return logp, torch.cat([zero, entropy.masked_fill(~valid, 0.0)], dim=1)

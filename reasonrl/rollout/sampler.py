@@ -1,0 +1,205 @@
+"""`sample()`: batched sampling from any Hugging Face causal LM, the one entry point every RL method uses.
+
+    params = SamplingParams(temperature=1.0, max_new_tokens=256, n=8, stop=("</answer>",), seed=0)
+    rollout = sample(model, tokenizer, prompts, params)           # prompts: final strings, chat template applied
+    logp = sequence_logprobs(model, rollout.input_ids, rollout.attention_mask, temperature=1.0)
+    # == rollout.logprobs on rollout.response_mask, within float error
+
+Layout of a `Rollout` (N = len(prompts) * n rows; the n samples of prompt i are rows i*n .. i*n + n - 1):
+
+    column:  0 .. prompt_len-1                   prompt_len ..
+    tokens:  <pad> <pad> prompt tokens           prefix | sampled and tool tokens | eos | <pad> ...
+    mask:    False                               False  | True for sampled, False for tool output | True | False
+
+Log-probs (`logprobs`) are those of the plain model distribution at temperature T, with no top-k / top-p /
+banned-word truncation: exactly what a teacher-forced forward pass at temperature T gives, which is what the
+PPO ratio needs. The log-probs of the truncated distribution the tokens were drawn from are in
+`sampling_logprobs`. Greedy decoding (temperature 0) reports log-probs at temperature 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from reasonrl.errors import UserError
+from reasonrl.rollout.engine import Decoded, Decoder
+
+BACKENDS = ("hf", "vllm")
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. Plain values only, so configs and CLIs can fill every field."""
+
+    temperature: float = 1.0
+    """Softmax temperature; 0 means greedy (argmax) decoding."""
+    top_p: float = 1.0
+    """Nucleus sampling: keep the smallest set of most likely tokens whose probability reaches top_p; 1 = off."""
+    top_k: int = 0
+    """Keep only the top_k most likely tokens; 0 = off."""
+    max_new_tokens: int = 256
+    """Most tokens after the prompt and prefix, tool output included."""
+    n: int = 1
+    """Samples per prompt (group sampling); the samples of one prompt are contiguous rows."""
+    stop: tuple[str, ...] = ()
+    """Stop strings: a sample ends with the token that completes one (the text keeps the stop string)."""
+    ignore_eos: bool = False
+    """Keep sampling past EOS (benchmarks use it to make every sample exactly max_new_tokens long)."""
+    seed: int = 0
+    """Seed of the sampler's own torch.Generator; the same seed and inputs give the same samples."""
+    banned_words: tuple[str, ...] = ()
+    """Words that may not appear in the text of the first ban_window response tokens, however they are spelled
+    in tokens. Case variants are the caller's: ("Wait", "wait")."""
+    ban_window: int | None = None
+    """Response tokens (counted after the prefix) during which banned_words apply; None = the whole response."""
+    max_tool_calls: int = 4
+    """Most tool calls per sample; later closing tags are left as plain text."""
+    tool_result_template: str = "<result>{}</result>"
+    """How a tool's output is wrapped before it is forced into the sample; {} is the output."""
+    fast_step: bool = True
+    """Decode Llama / Qwen2 models with the built-in step (rollout/fast_step.py) instead of model.forward."""
+    backend: str = "hf"
+    """"hf": the built-in engine on any transformers model; "vllm": vLLM on GPU (optional dependency)."""
+
+    def __post_init__(self):
+        object.__setattr__(self, "stop", tuple(self.stop))
+        object.__setattr__(self, "banned_words", tuple(self.banned_words))
+        for problem in _problems(self):
+            raise UserError(f"sampling: {problem}")
+
+
+def _problems(p: SamplingParams) -> list[str]:
+    checks = [
+        (p.temperature >= 0, f"temperature must be >= 0, got {p.temperature}"),
+        (0 < p.top_p <= 1, f"top_p must lie in (0, 1], got {p.top_p}"),
+        (p.top_k >= 0, f"top_k must be >= 0, got {p.top_k}"),
+        (p.max_new_tokens >= 1, f"max_new_tokens must be >= 1, got {p.max_new_tokens}"),
+        (p.n >= 1, f"n must be >= 1, got {p.n}"),
+        (all(p.stop), "stop strings must be non-empty"),
+        (all(p.banned_words), "banned_words must be non-empty strings"),
+        (p.ban_window is None or p.ban_window >= 0, f"ban_window must be >= 0 or None, got {p.ban_window}"),
+        (p.max_tool_calls >= 0, f"max_tool_calls must be >= 0, got {p.max_tool_calls}"),
+        (p.tool_result_template.count("{}") == 1, "tool_result_template must contain exactly one {}"),
+        (p.backend in BACKENDS, f"backend must be one of {', '.join(BACKENDS)}, got {p.backend!r}"),
+    ]
+    return [message for ok, message in checks if not ok]
+
+
+@dataclass
+class Rollout:
+    """A batch of samples, N = num_prompts * n rows, L = prompt_len + longest response."""
+
+    input_ids: torch.Tensor  # (N, L) long: left-padded prompt, then response, right-padded with pad
+    attention_mask: torch.Tensor  # (N, L) long: 1 on prompt and response tokens, 0 on padding
+    response_mask: torch.Tensor  # (N, L) bool: True on sampled tokens (the trained ones), eos included
+    logprobs: torch.Tensor  # (N, L) float32: log p_T(token | before) of sampled tokens, plain model at T; 0 elsewhere
+    sampling_logprobs: torch.Tensor  # (N, L) float32: same under the truncated distribution actually sampled
+    prompt_index: torch.Tensor  # (N,) long: which prompt each row answers
+    response_lengths: torch.Tensor  # (N,) long: tokens from prompt_len on (prefix, sampled, tool output, eos)
+    num_tool_calls: torch.Tensor  # (N,) long
+    response_texts: list[str] = field(default_factory=list)  # decoded response, prefix and tool output included
+    finish_reasons: list[str] = field(default_factory=list)  # "eos" | "stop" | "length"
+    prompt_len: int = 0  # the column where responses start
+
+    def to(self, device: torch.device | str) -> Rollout:
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        return replace(self, **{k: v.to(device) for k, v in moved.items() if isinstance(v, torch.Tensor)})
+
+
+def sample(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    params: SamplingParams,
+    *,
+    prefixes: list[str] | None = None,
+    tools: Mapping[str, Callable[[str], str]] | None = None,
+) -> Rollout:
+    """Sample `params.n` continuations of every prompt (optionally of `prompt + prefixes[i]`), with tool calls.
+
+    `prompts` are final strings (the caller applies the chat template); `prefixes[i]` is a partial response that
+    every sample of prompt i continues from (forced, mask False). `tools` maps a tag to a function: when a sample
+    writes `<tag>x</tag>`, `tools[tag](x)` is called and its output forced in (see `rollout/tools.py`).
+    """
+    _check_inputs(tokenizer, prompts, prefixes, tools)
+    if params.backend == "vllm":
+        from reasonrl.rollout.vllm_backend import sample_vllm
+
+        return sample_vllm(model, tokenizer, prompts, params, prefixes=prefixes, tools=tools)
+    prompt_ids = [tokenizer.encode(p, add_special_tokens=False) for p in prompts]
+    prefix_ids = [tokenizer.encode(p, add_special_tokens=False) for p in prefixes or [""] * len(prompts)]
+    if any(not p for p in prompt_ids):
+        raise UserError("sample: every prompt must encode to at least one token")
+    contexts = [a + b for a, b in zip(prompt_ids, prefix_ids, strict=True)]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            decoded = Decoder(model, tokenizer, contexts, prefix_ids, params, tools).run()
+    finally:
+        model.train(was_training)
+    return assemble(tokenizer, prompt_ids, prefix_ids, decoded, params.n)
+
+
+def _check_inputs(tokenizer, prompts, prefixes, tools) -> None:
+    if not prompts:
+        raise UserError("sample: prompts is empty")
+    if prefixes is not None and len(prefixes) != len(prompts):
+        raise UserError(f"sample: {len(prefixes)} prefixes for {len(prompts)} prompts (need one per prompt)")
+    if tokenizer.pad_token_id is None:
+        raise UserError("sample: the tokenizer has no pad token (set tokenizer.pad_token)")
+    for tag in tools or {}:
+        if not tag or any(c in tag for c in "<>/ "):
+            raise UserError(f"sample: tool tag {tag!r} must be a bare name such as 'math_exp'")
+
+
+def assemble(
+    tokenizer: PreTrainedTokenizerBase,
+    prompt_ids: Sequence[Sequence[int]],
+    prefix_ids: Sequence[Sequence[int]],
+    decoded: Decoded,
+    n: int,
+) -> Rollout:
+    """Lay prompts (left-padded), prefixes and decoded tokens out as one `Rollout` on the decoded tensors' device."""
+    num_rows, pad = len(decoded.lengths), tokenizer.pad_token_id
+    prompt_len = max(len(p) for p in prompt_ids)
+    resp_lens = [len(prefix_ids[r // n]) + decoded.lengths[r] for r in range(num_rows)]
+    width = prompt_len + max(resp_lens)
+    ids = torch.full((num_rows, width), pad, dtype=torch.long)
+    attn = torch.zeros(num_rows, width, dtype=torch.long)
+    mask = torch.zeros(num_rows, width, dtype=torch.bool)
+    logp = torch.zeros(num_rows, width)
+    slogp = torch.zeros(num_rows, width)
+    gen_ids, gen_mask = decoded.tokens.cpu(), decoded.sampled.cpu()
+    gen_logp, gen_slogp = decoded.logp.cpu(), decoded.sampling_logp.cpu()
+    for r in range(num_rows):
+        prompt, prefix, k = prompt_ids[r // n], prefix_ids[r // n], decoded.lengths[r]
+        start, gen_start, end = prompt_len - len(prompt), prompt_len + len(prefix), prompt_len + resp_lens[r]
+        ids[r, start:prompt_len] = torch.tensor(prompt, dtype=torch.long)
+        ids[r, prompt_len:gen_start] = torch.tensor(prefix, dtype=torch.long)
+        ids[r, gen_start:end] = gen_ids[r, :k]
+        attn[r, start:end] = 1
+        mask[r, gen_start:end] = gen_mask[r, :k]
+        logp[r, gen_start:end] = gen_logp[r, :k]
+        slogp[r, gen_start:end] = gen_slogp[r, :k]
+    texts = tokenizer.batch_decode(
+        [ids[r, prompt_len : prompt_len + resp_lens[r]].tolist() for r in range(num_rows)], skip_special_tokens=True
+    )
+    device = decoded.tokens.device
+    return Rollout(
+        input_ids=ids,
+        attention_mask=attn,
+        response_mask=mask,
+        logprobs=logp,
+        sampling_logprobs=slogp,
+        prompt_index=torch.arange(num_rows) // n,
+        response_lengths=torch.tensor(resp_lens, dtype=torch.long),
+        num_tool_calls=torch.tensor(decoded.num_tool_calls, dtype=torch.long),
+        response_texts=texts,
+        finish_reasons=list(decoded.finish_reasons),
+        prompt_len=prompt_len,
+    ).to(device)
