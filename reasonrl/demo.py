@@ -34,7 +34,7 @@ def vapo_config(run_dir: Path, quick: bool) -> Config:
     return load_config(None, [
         f"--model.path={run_dir / 'sft' / 'final'}", f"--data.difficulty={DEMO_DIFFICULTY}",
         f"--train.steps={steps}", f"--train.eval_every={max(1, steps // 2)}", f"--train.save_every={steps}",
-        "--train.eval_examples=200", "--optim.lr=1e-4", "--optim.warmup_steps=0", "--optim.schedule=constant",
+        "--train.eval_examples=200", "--optim.lr=3e-5", "--optim.warmup_steps=0", "--optim.schedule=constant",
         "--rollout.num_samples=8", "--rollout.max_new_tokens=96", "--rl.algo=ppo", "--rl.prompts_per_step=8",
         "--rl.minibatch_size=32", f"--rl.value_pretrain_steps={1 if quick else 4}", "--rl.lam_critic=1.0",
         "--rl.length_adaptive=true", "--rl.loss_agg=token-mean", "--rl.clip_high=0.28", "--rl.pos_nll_coef=0.1",

@@ -3,8 +3,8 @@
 Two log-probabilities are returned for every choice (see `choose_tokens`):
 
 - `logp`: log-prob under the plain model distribution at temperature T, `log_softmax(logits / T)`, with no
-  truncation. This is what a trainer recomputes with a teacher-forced forward pass (`model.logprobs`), so it is
-  the PPO/GRPO `old_logp`.
+  truncation. This is what a trainer recomputes with a teacher-forced forward pass
+  (`reasonrl.model.logprobs.sequence_logprobs`), so it is the PPO/GRPO `old_logp`.
 - `sampling_logp`: log-prob under the distribution the token was actually drawn from: logits / T with banned
   tokens, top-k and top-p removed, renormalised. Equal to `logp` when nothing is truncated.
 

@@ -46,7 +46,8 @@ class SamplingParams:
     n: int = 1
     """Samples per prompt (group sampling); the samples of one prompt are contiguous rows."""
     stop: tuple[str, ...] = ()
-    """Stop strings: a sample ends with the token that completes one (the text keeps the stop string)."""
+    """Stop strings: a sample ends with the token that completes one; text and tokens keep the stop string (and
+    whatever else that last token holds). Stop strings inside a prefix or tool output do not count."""
     ignore_eos: bool = False
     """Keep sampling past EOS (benchmarks use it to make every sample exactly max_new_tokens long)."""
     seed: int = 0

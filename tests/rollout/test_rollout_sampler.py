@@ -9,6 +9,7 @@ from transformers import AutoModelForCausalLM, GPT2Config, Qwen2Config
 from reasonrl.model.logprobs import sequence_logprobs
 from reasonrl.model.tiny import build_model
 from reasonrl.rollout.cache import PreallocatedLayer, make_cache
+from reasonrl.rollout.fast_step import supports_fast_step
 from reasonrl.rollout.processors import truncate
 from reasonrl.rollout.sampler import Rollout, SamplingParams, sample
 
@@ -105,11 +106,32 @@ def test_seeded_and_groups_contiguous(rollout_tokenizer, random_model, prompts):
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_fast_step_equals_model_forward(rollout_tokenizer, prompts, arch):
     model = build_model("micro", rollout_tokenizer, arch=arch, seed=2).eval()
+    assert supports_fast_step(model, make_cache(model, 8))
     kwargs = dict(temperature=0.9, max_new_tokens=14, n=2, seed=3)
     fast = sample(model, rollout_tokenizer, prompts, SamplingParams(fast_step=True, **kwargs), prefixes=["", "A", ""])
     slow = sample(model, rollout_tokenizer, prompts, SamplingParams(fast_step=False, **kwargs), prefixes=["", "A", ""])
     assert torch.equal(fast.input_ids, slow.input_ids)
     assert (fast.logprobs - slow.logprobs).abs().max() < 1e-5
+
+
+class _ScaledLinear(torch.nn.Linear):
+    """Stands for an adapter (LoRA) or a quantised layer: a Linear subclass that computes something else."""
+
+    def forward(self, x):
+        return super().forward(x) * 1.5
+
+
+def test_wrapped_layers_take_the_generic_path(rollout_tokenizer, prompts):
+    model = build_model("micro", rollout_tokenizer, seed=6).eval()
+    old = model.model.layers[0].self_attn.q_proj
+    wrapped = _ScaledLinear(old.in_features, old.out_features, bias=False)
+    wrapped.weight = old.weight
+    model.model.layers[0].self_attn.q_proj = wrapped
+    assert not supports_fast_step(model, make_cache(model, 8))
+    r = sample(model, rollout_tokenizer, prompts, SamplingParams(max_new_tokens=10, seed=1))
+    with torch.no_grad():
+        logp = sequence_logprobs(model, r.input_ids, r.attention_mask)
+    assert (logp - r.logprobs)[r.response_mask].abs().max() < 1e-4
 
 
 def _family_models(tokenizer):
