@@ -15,8 +15,12 @@ def plot_curves(records: list[dict], keys: list[str], out_path: str | Path, *, t
     keys = [k for k in keys if any(r.get(k) is not None for r in records)]
     if not keys:
         return None
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys), 3.2), squeeze=False)
-    for ax, key in zip(axes[0], keys, strict=True):
+    ncols = min(4, len(keys))
+    nrows = -(-len(keys) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(keys):]:
+        ax.set_visible(False)
+    for ax, key in zip(axes.flat, keys, strict=False):
         pts = [(r["step"], r[key]) for r in records if r.get(key) is not None]
         ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if len(pts) < 30 else None)
         ax.set_xlabel("step")
@@ -24,6 +28,10 @@ def plot_curves(records: list[dict], keys: list[str], out_path: str | Path, *, t
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
+    return _save(fig, out_path)
+
+
+def _save(fig, out_path: str | Path) -> Path:
     fig.tight_layout()
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -46,9 +54,4 @@ def plot_length_vs_correct(lengths: list[int], correct: list[bool], out_path: st
     ax.set_ylabel("count")
     ax.legend()
     ax.set_title(title or "response length by correctness")
-    fig.tight_layout()
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return _save(fig, out_path)

@@ -14,23 +14,21 @@ from __future__ import annotations
 
 import copy
 import time
-from pathlib import Path
 
 import torch
 
 from reasonrl import dist
 from reasonrl.algo.advantages import group_advantages
 from reasonrl.algo.filters import dynamic_sampling_mask, varied_reward_mask
-from reasonrl.config import Config, write_resolved
+from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
-from reasonrl.eval.plots import plot_curves
-from reasonrl.model.setup import load_or_build
-from reasonrl.model.tiny import load_model, num_params
+from reasonrl.model.tiny import num_params
 from reasonrl.optim import build_optimizer
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
 from reasonrl.train import rl
-from reasonrl.train.logging import MetricsLog, read_metrics
+from reasonrl.train.logging import MetricsLog
+from reasonrl.train.run import finish_run, progress_bar, start_run
 from reasonrl.train.schedule import build_scheduler
 
 PLOT_KEYS = ["reward", "acc", "heldout_acc", "resp_len", "entropy", "kept_fraction", "clipfrac_high"]
@@ -67,15 +65,7 @@ def collect(policy, tokenizer, train_records, cfg: Config, step: int) -> tuple[r
 
 
 def train(cfg: Config) -> dict:
-    dist.init(cfg.dist.backend)
-    device = dist.device()
-    run_dir = Path(cfg.log.run_dir)
-    if dist.is_main():
-        write_resolved(cfg, run_dir)
-    torch.manual_seed(cfg.train.seed)
-
-    resume_from = ckpt_lib.latest_checkpoint(run_dir) if cfg.train.resume else None
-    policy, tokenizer = load_model(resume_from) if resume_from else load_or_build(cfg)
+    run_dir, device, resume_from, policy, tokenizer = start_run(cfg)
     ref_model = copy.deepcopy(policy).eval().requires_grad_(False).to(device) if cfg.rl.kl_coef > 0 else None
     policy.to(device).train()
     train_records = load_split(cfg.data, "train")
@@ -94,11 +84,7 @@ def train(cfg: Config) -> dict:
     n_params = num_params(dist.unwrap(policy))
     if state["step"] == 0 and cfg.train.eval_every:  # the starting point of the held-out curve
         log.log({"step": 0, **heldout_accuracy(policy, tokenizer, cfg, test_records)})
-    bar = None
-    if cfg.log.progress and dist.is_main():
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.train.steps, initial=state["step"], desc=cfg.rl.algo, dynamic_ncols=True)
+    bar = progress_bar(cfg, cfg.train.steps, state["step"], cfg.rl.algo)
 
     while state["step"] < cfg.train.steps:
         step = state["step"]
@@ -132,12 +118,5 @@ def train(cfg: Config) -> dict:
             rl.save_rl_checkpoint(run_dir, state["step"], models={"": policy}, tokenizer=tokenizer,
                                   optimizers={"policy": optimizer}, scheduler=scheduler, state=state,
                                   n_params=n_params)
-    if bar is not None:
-        bar.close()
-    final = heldout_accuracy(policy, tokenizer, cfg, test_records)
-    log.log({"step": state["step"], **final})
-    ckpt_lib.export_final(run_dir, policy, tokenizer)
-    if dist.is_main() and cfg.log.plots:
-        plot_curves(read_metrics(run_dir / "metrics.jsonl"), PLOT_KEYS, run_dir / "plots" / f"{cfg.rl.algo}.png",
-                    title=f"GRPO/DAPO: {run_dir.name}")
-    return {"step": state["step"], **final, "run_dir": str(run_dir)}
+    return finish_run(cfg, run_dir, policy, tokenizer, test_records, log, state["step"], plot_keys=PLOT_KEYS,
+                      plot_name=cfg.rl.algo, bar=bar)

@@ -14,24 +14,22 @@ from __future__ import annotations
 
 import copy
 import time
-from pathlib import Path
 
 import torch
 
 from reasonrl import dist
 from reasonrl.algo.advantages import gae, length_adaptive_lambda, whiten
 from reasonrl.algo.rewards import token_level_rewards
-from reasonrl.config import Config, write_resolved
+from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
-from reasonrl.eval.plots import plot_curves
-from reasonrl.model.setup import load_or_build
-from reasonrl.model.tiny import load_model, num_params
+from reasonrl.model.tiny import num_params
 from reasonrl.model.value import load_value_model, token_values, value_model_from_policy
 from reasonrl.optim import build_optimizer
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
 from reasonrl.train import rl
-from reasonrl.train.logging import MetricsLog, read_metrics
+from reasonrl.train.logging import MetricsLog
+from reasonrl.train.run import finish_run, progress_bar, start_run
 from reasonrl.train.schedule import build_scheduler
 
 PLOT_KEYS = ["reward", "acc", "heldout_acc", "resp_len", "value_loss", "explained_var", "entropy", "clipfrac_high"]
@@ -52,15 +50,7 @@ def compute_advantages(batch: rl.Batch, values: torch.Tensor, cfg: Config, *, pr
 
 
 def train(cfg: Config) -> dict:
-    dist.init(cfg.dist.backend)
-    device = dist.device()
-    run_dir = Path(cfg.log.run_dir)
-    if dist.is_main():
-        write_resolved(cfg, run_dir)
-    torch.manual_seed(cfg.train.seed)
-
-    resume_from = ckpt_lib.latest_checkpoint(run_dir) if cfg.train.resume else None
-    policy, tokenizer = load_model(resume_from) if resume_from else load_or_build(cfg)
+    run_dir, device, resume_from, policy, tokenizer = start_run(cfg)
     if resume_from:
         critic = load_value_model(resume_from / "critic")
     elif cfg.rl.critic_path:
@@ -90,7 +80,7 @@ def train(cfg: Config) -> dict:
     n_params = num_params(dist.unwrap(policy))
     if state["step"] == 0 and cfg.train.eval_every:  # the starting point of the held-out curve
         log.log({"step": 0, **heldout_accuracy(policy, tokenizer, cfg, test_records)})
-    bar = _progress(cfg, total, state["step"])
+    bar = progress_bar(cfg, total, state["step"], "ppo")
 
     while state["step"] < total:
         step = state["step"]
@@ -131,20 +121,5 @@ def train(cfg: Config) -> dict:
             rl.save_rl_checkpoint(run_dir, state["step"], models={"": policy, "critic": critic}, tokenizer=tokenizer,
                                   optimizers={"policy": optimizer, "critic": critic_opt}, scheduler=scheduler,
                                   state=state, n_params=n_params)
-    if bar is not None:
-        bar.close()
-    final = heldout_accuracy(policy, tokenizer, cfg, test_records)
-    log.log({"step": state["step"], **final})
-    ckpt_lib.export_final(run_dir, policy, tokenizer)
-    if dist.is_main() and cfg.log.plots:
-        plot_curves(read_metrics(run_dir / "metrics.jsonl"), PLOT_KEYS, run_dir / "plots" / "ppo.png",
-                    title=f"PPO/VAPO: {run_dir.name}")
-    return {"step": state["step"], **final, "run_dir": str(run_dir)}
-
-
-def _progress(cfg: Config, total: int, initial: int):
-    if not (cfg.log.progress and dist.is_main()):
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc="ppo", dynamic_ncols=True)
+    return finish_run(cfg, run_dir, policy, tokenizer, test_records, log, state["step"], plot_keys=PLOT_KEYS,
+                      plot_name="ppo", bar=bar)

@@ -11,23 +11,21 @@ from __future__ import annotations
 import math
 import time
 from contextlib import nullcontext
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from reasonrl import dist
-from reasonrl.config import Config, write_resolved
+from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
-from reasonrl.eval.plots import plot_curves
-from reasonrl.model.setup import load_or_build
-from reasonrl.model.tiny import load_model, num_params
+from reasonrl.model.tiny import num_params
 from reasonrl.optim import build_optimizer
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
 from reasonrl.train.data import collate, encode_records, micro_batch_indices
 from reasonrl.train.grad import clip_grad
-from reasonrl.train.logging import MetricsLog, read_metrics
+from reasonrl.train.logging import MetricsLog
+from reasonrl.train.run import finish_run, progress_bar, start_run
 from reasonrl.train.schedule import build_scheduler
 
 
@@ -45,15 +43,7 @@ def autocast(dtype: str, device: torch.device):
 
 def train(cfg: Config) -> dict:
     """Run SFT as configured; returns the final metrics. Checkpoints and logs go to `cfg.log.run_dir`."""
-    dist.init(cfg.dist.backend)
-    device = dist.device()
-    run_dir = Path(cfg.log.run_dir)
-    if dist.is_main():
-        write_resolved(cfg, run_dir)
-    torch.manual_seed(cfg.train.seed)
-
-    resume_from = ckpt_lib.latest_checkpoint(run_dir) if cfg.train.resume else None
-    model, tokenizer = load_model(resume_from) if resume_from else load_or_build(cfg)
+    run_dir, device, resume_from, model, tokenizer = start_run(cfg)
     model.to(device).train()
     train_records = load_split(cfg.data, "train")
     test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
@@ -85,11 +75,7 @@ def train(cfg: Config) -> dict:
                   "compute": 6.0 * n_params * state["tokens_seen"]},
             keep=keep)
 
-    bar = None
-    if cfg.log.progress and dist.is_main():
-        from tqdm import tqdm
-
-        bar = tqdm(total=cfg.train.steps, initial=state["step"], desc="sft", dynamic_ncols=True)
+    bar = progress_bar(cfg, cfg.train.steps, state["step"], "sft")
     while state["step"] < cfg.train.steps:
         step = state["step"]
         t0 = time.perf_counter()
@@ -137,16 +123,8 @@ def train(cfg: Config) -> dict:
         is_log_step = state["step"] in log_steps
         if is_log_step or (cfg.train.save_every and state["step"] % cfg.train.save_every == 0):
             save(state["step"], keep=is_log_step)
-    if bar is not None:
-        bar.close()
-
-    final = heldout_accuracy(model, tokenizer, cfg, test_records)
-    log.log({"step": state["step"], **final})
     last = ckpt_lib.latest_checkpoint(run_dir)
     if last is None or int(last.name.split("_")[1]) != state["step"]:
         save(state["step"], keep=False)
-    ckpt_lib.export_final(run_dir, model, tokenizer)
-    if dist.is_main() and cfg.log.plots:
-        records = read_metrics(run_dir / "metrics.jsonl")
-        plot_curves(records, ["loss", "heldout_acc", "heldout_len"], run_dir / "plots" / "sft.png", title="SFT")
-    return {"step": state["step"], **final, "run_dir": str(run_dir)}
+    return finish_run(cfg, run_dir, model, tokenizer, test_records, log, state["step"],
+                      plot_keys=["loss", "heldout_acc", "heldout_len"], plot_name="sft", bar=bar)

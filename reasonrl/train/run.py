@@ -1,0 +1,52 @@
+"""The start and end of every training run, shared by the trainers (sft.py, ppo.py, grpo.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from reasonrl import dist
+from reasonrl.config import Config, write_resolved
+from reasonrl.eval.evaluate import heldout_accuracy
+from reasonrl.eval.plots import plot_curves
+from reasonrl.model.setup import load_or_build
+from reasonrl.model.tiny import load_model
+from reasonrl.train import checkpoint as ckpt_lib
+from reasonrl.train.logging import MetricsLog, read_metrics
+
+
+def start_run(cfg: Config):
+    """Join the process group, write the resolved config, seed, and load the model: from the newest checkpoint
+    when resuming, else as configured. Returns (run_dir, device, resume_from or None, model, tokenizer)."""
+    dist.init(cfg.dist.backend)
+    run_dir = Path(cfg.log.run_dir)
+    if dist.is_main():
+        write_resolved(cfg, run_dir)
+    torch.manual_seed(cfg.train.seed)
+    resume_from = ckpt_lib.latest_checkpoint(run_dir) if cfg.train.resume else None
+    model, tokenizer = load_model(resume_from) if resume_from else load_or_build(cfg)
+    return run_dir, dist.device(), resume_from, model, tokenizer
+
+
+def progress_bar(cfg: Config, total: int, initial: int, desc: str):
+    """A tqdm bar on the main process when `log.progress`, else None."""
+    if not (cfg.log.progress and dist.is_main()):
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True)
+
+
+def finish_run(cfg: Config, run_dir: Path, model, tokenizer, test_records: list[dict], log: MetricsLog, step: int,
+               *, plot_keys: list[str], plot_name: str, bar=None) -> dict:
+    """Final held-out evaluation, the final model exported to `run_dir/final`, and the plot."""
+    if bar is not None:
+        bar.close()
+    final = heldout_accuracy(model, tokenizer, cfg, test_records)
+    log.log({"step": step, **final})
+    ckpt_lib.export_final(run_dir, model, tokenizer)
+    if dist.is_main() and cfg.log.plots:
+        plot_curves(read_metrics(run_dir / "metrics.jsonl"), plot_keys, run_dir / "plots" / f"{plot_name}.png",
+                    title=f"{plot_name}: {run_dir.name}")
+    return {"step": step, **final, "run_dir": str(run_dir)}
