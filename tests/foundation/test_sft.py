@@ -112,3 +112,32 @@ def test_two_processes_equal_one_with_double_accumulation(tmp_path, strategy):
     wa, wb = _weights(tmp_path / "one" / "final"), _weights(tmp_path / "two" / "final")
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_autocast_runs_and_keeps_fp32_weights(tmp_path):
+    cfg = load_config(CONFIG, ["--train.steps=3", "--train.save_every=0", "--data.num_train=32",
+                               "--train.dtype=bf16", f"--log.run_dir={tmp_path}"])
+    sft.train(cfg)
+    losses = [x["loss"] for x in _metrics(tmp_path) if "loss" in x]
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    assert all(v.dtype == torch.float32 for v in _weights(tmp_path / "final").values())
+
+
+def test_malformed_jsonl_sft_data_names_file_and_line(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"prompt": "a", "response": "b", "answer": "1"}\n{"prompt": "c", "respo\n')
+    r = subprocess.run([sys.executable, "-m", "reasonrl", "sft", "--config", str(CONFIG),
+                        f"--data.source={data}", f"--log.run_dir={tmp_path / 'run'}"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert f"{data}:2" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("name", ["muon", "dion"])
+def test_sft_trains_with_muon_and_dion(tmp_path, name):
+    cfg = load_config(CONFIG, ["--train.steps=6", "--train.save_every=0", "--data.num_train=64",
+                               f"--optim.name={name}", "--optim.lr=0.02", "--optim.scalar_lr=3e-3",
+                               f"--log.run_dir={tmp_path}"])
+    sft.train(cfg)
+    losses = [x["loss"] for x in _metrics(tmp_path) if "loss" in x]
+    assert losses[-1] < losses[0]

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from reasonrl.config import load_config
 from reasonrl.model.setup import load_or_build
-from reasonrl.train import ppo
+from reasonrl.train import grpo, ppo
 from reasonrl.train.checkpoint import list_checkpoints
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -171,3 +171,23 @@ def test_two_process_policy_update_equals_one_process(tmp_path, agg):
     a, b = torch.load(out[1]), torch.load(out[2])
     moved = max((a[k] - b[k]).abs().max().item() for k in a)
     assert moved < 1e-6
+
+
+@pytest.mark.parametrize("name", ["muon", "dion"])
+def test_rl_trainers_take_the_optimizer_from_config(tmp_path, name, monkeypatch):
+    from reasonrl.optim import Dion, Muon
+
+    seen = {}
+    real = grpo.build_optimizer
+
+    def spy(model, cfg):
+        seen["opt"] = real(model, cfg)
+        return seen["opt"]
+
+    cfg = load_config(ROOT / "configs" / "dapo_tiny.toml", SMOKE + [
+        "--train.steps=1", "--train.save_every=0", f"--log.run_dir={tmp_path}", f"--optim.name={name}",
+        "--optim.lr=0.02", "--rl.dynamic_sampling_on=reward"])
+    monkeypatch.setattr(grpo, "build_optimizer", spy)
+    grpo.train(cfg)
+    assert isinstance(seen["opt"], {"muon": Muon, "dion": Dion}[name])
+    assert _changed(cfg, tmp_path) > 1e-6
