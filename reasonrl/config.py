@@ -121,6 +121,9 @@ class OptimConfig:
     """Muon Nesterov momentum."""
     state_dtype: Literal["fp32", "bf16"] = "fp32"
     """Dtype of Muon / Dion momentum state."""
+    dion_sync: bool = True
+    """Under torchrun with DDP, Dion skips the gradient all-reduce and averages its thin P / R factors instead
+    ((m + n) r numbers per matrix instead of m n); SFT only for now, the RL trainers keep DDP."""
 
 
 @dataclass

@@ -19,7 +19,7 @@ from reasonrl import dist
 from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
 from reasonrl.model.tiny import num_params
-from reasonrl.optim import build_optimizer
+from reasonrl.optim import build_optimizer, comm
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
 from reasonrl.train.data import collate, encode_records, micro_batch_indices
@@ -49,8 +49,10 @@ def train(cfg: Config) -> dict:
     test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
     examples = encode_records(tokenizer, train_records, template=cfg.data.prompt_template, max_len=cfg.data.max_len)
 
-    model = dist.wrap_model(model, cfg.dist.strategy)
-    optimizer = build_optimizer(dist.unwrap(model), cfg.optim)
+    # Dion's data-parallel mode: no DDP gradient all-reduce; the optimizer averages its thin factors itself.
+    dion_dp = dist.is_dist() and cfg.optim.name == "dion" and cfg.dist.strategy == "ddp" and cfg.optim.dion_sync
+    model = model if dion_dp else dist.wrap_model(model, cfg.dist.strategy)
+    optimizer = build_optimizer(dist.unwrap(model), cfg.optim, process_group=comm.world_group() if dion_dp else None)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
     sharded = dist.is_dist() and cfg.dist.strategy == "fsdp2"
     state = {"step": 0, "tokens_seen": 0}
@@ -65,6 +67,8 @@ def train(cfg: Config) -> dict:
     world, accum = dist.world_size(), cfg.train.grad_accum
 
     def save(step: int, keep: bool) -> None:
+        if dion_dp:
+            optimizer.synchronize_for_checkpoint()  # rank momenta differ; their mean is the state
         opt_state = optimizer.state_dict()
         ckpt_lib.save_checkpoint(
             run_dir, step, models={"": model}, tokenizer=tokenizer,
@@ -96,7 +100,13 @@ def train(cfg: Config) -> dict:
             # DDP/FSDP average gradients over processes; scale back to a global token mean.
             (nll * world / num_tokens).backward()
             loss_sum += nll.detach()
-        grad_norm = clip_grad(model, cfg.train.max_grad_norm)
+        if not dion_dp:
+            grad_norm = clip_grad(model, cfg.train.max_grad_norm)
+        elif cfg.train.max_grad_norm > 0:  # gradients are still local: one clipping factor on every rank
+            grad_norm = float(comm.clip_grad_norm_(list(model.parameters()), cfg.train.max_grad_norm,
+                                                   process_group=comm.world_group()))
+        else:
+            grad_norm = 0.0
         lr = scheduler.get_last_lr()[0]
         loss = dist.all_reduce_sum(loss_sum).item() / num_tokens
         if math.isfinite(loss) and math.isfinite(grad_norm):
@@ -113,6 +123,8 @@ def train(cfg: Config) -> dict:
                   "tokens_seen": state["tokens_seen"], "step_time": time.perf_counter() - t0}
         if skipped:
             record["skipped"] = skipped
+        if dion_dp:
+            record["dion_comm_bytes"] = optimizer.last_step_bytes
         if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0 and state["step"] < cfg.train.steps:
             record.update(heldout_accuracy(model, tokenizer, cfg, test_records))
         log.log(record)

@@ -98,10 +98,14 @@ def _torchrun(nproc, run_dir, extra):
     assert r.returncode == 0, r.stderr[-3000:]
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp2", "dion-compressed"])
 def test_two_processes_equal_one_with_double_accumulation(tmp_path, strategy):
-    common = ["--train.steps=4", "--train.save_every=0", "--data.num_train=64", "--train.eval_examples=4",
-              f"--dist.strategy={strategy}"]
+    common = ["--train.steps=4", "--train.save_every=0", "--data.num_train=64", "--train.eval_examples=4"]
+    if strategy == "dion-compressed":  # no DDP: Dion averages its low-rank factors across the 2 ranks itself
+        common += ["--dist.strategy=ddp", "--optim.name=dion", "--optim.lr=0.02", "--optim.rank_fraction=0.25",
+                   "--train.max_grad_norm=0"]
+    else:
+        common.append(f"--dist.strategy={strategy}")
     _torchrun(1, tmp_path / "one", common + ["--train.grad_accum=2"])
     _torchrun(2, tmp_path / "two", common + ["--train.grad_accum=1"])
     a, b = _metrics(tmp_path / "one"), _metrics(tmp_path / "two")
@@ -112,6 +116,11 @@ def test_two_processes_equal_one_with_double_accumulation(tmp_path, strategy):
     wa, wb = _weights(tmp_path / "one" / "final"), _weights(tmp_path / "two" / "final")
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], rtol=1e-4, atol=1e-5)
+    if strategy == "dion-compressed":  # the thin factors moved, not the full gradient
+        sent = [x["dion_comm_bytes"] for x in b if "loss" in x]
+        full = 4 * sum(v.numel() for v in wb.values())  # one fp32 all-reduce of every parameter, ring, 2 ranks
+        assert all(0 < s < full for s in sent), (sent, full)
+        assert all("dion_comm_bytes" not in x for x in a)
 
 
 def test_bf16_autocast_runs_and_keeps_fp32_weights(tmp_path):
