@@ -48,6 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     cmds["reflection"].add_argument("--out", default=None, help="output dir (default: <run dir>/reflection_<data>)")
     cmds["reflection"].add_argument("--num-items", type=int, default=200, help="probe items per seed")
     cmds["reflection"].add_argument("--max-new-tokens", type=int, default=64)
+    cmds["reflection"].add_argument("--trigger", action="append", dest="triggers", metavar="TEXT",
+                                    help='repeatable; "none" for no trigger (default: none and "Wait,")')
+    cmds["reflection"].add_argument("--classifier", default="rules", help='"rules" or "judge:<local HF model dir>"')
     cmds["demo"].add_argument("--run-dir", default="runs/demo", help="where everything is written")
     cmds["demo"].add_argument("--quick", action="store_true", help="a much shorter run, for checking")
     return p
@@ -70,8 +73,9 @@ def run(argv: list[str]) -> int:
             raise UserError("command line: reflection takes no config overrides")
         from reasonrl.reflection.probe import reflection_command
 
+        triggers = tuple("" if t == "none" else t for t in (args.triggers or ["none", "Wait,"]))
         reflection_command(args.checkpoints, args.data, args.out, num_items=args.num_items,
-                           max_new_tokens=args.max_new_tokens)
+                           max_new_tokens=args.max_new_tokens, triggers=triggers, classifier=args.classifier)
         return 0
     if args.command == "demo":
         if overrides:

@@ -110,3 +110,8 @@ def test_reflection_cli_runs_on_the_checkpoint_series(run_dir, tmp_path, capsys)
     assert all(r["num_records"] == 9 for r in rows)  # 3 items x 3 default seeds
     with pytest.raises(UserError):
         cli.run(["reflection", "--checkpoints", str(tmp_path / "nope")])
+    out2 = tmp_path / "cli_probe_triggers"
+    assert cli.run(["reflection", "--checkpoints", str(run_dir), "--out", str(out2), "--num-items", "2",
+                    "--max-new-tokens", "4", "--trigger", "Wait, I made a mistake"]) == 0
+    rows = [json.loads(line) for line in (out2 / "table.jsonl").read_text().splitlines()]
+    assert [r["trigger"] for r in rows] == ["Wait, I made a mistake"] * 2
