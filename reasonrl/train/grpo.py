@@ -15,8 +15,6 @@ from __future__ import annotations
 import copy
 import time
 
-import torch
-
 from reasonrl import dist
 from reasonrl.algo.advantages import group_advantages
 from reasonrl.algo.filters import dynamic_sampling_mask, varied_reward_mask
@@ -48,6 +46,7 @@ def collect(policy, tokenizer, train_records, cfg: Config, step: int) -> tuple[r
                                                                                         round_, dist.rank()))
         truncated += info["num_truncated"]
         num_seen += batch.size // group
+        last = batch
         if cfg.rl.dynamic_sampling:
             keep = (dynamic_sampling_mask(batch.correct, group) if cfg.rl.dynamic_sampling_on == "acc"
                     else varied_reward_mask(batch.scores, group))  # (N,) whole groups
@@ -57,8 +56,8 @@ def collect(policy, tokenizer, train_records, cfg: Config, step: int) -> tuple[r
             num_kept += batch.size // group
         if num_kept >= want:
             break
-    if not kept:  # every group was all-correct or all-wrong: train on the last one (its advantages are 0)
-        kept.append(rl.rollout_and_score(policy, tokenizer, records[:1], cfg, 0)[0])
+    if not kept:  # every group was all-correct or all-wrong: train on the last round (its advantages are 0)
+        kept.append(last)
     batch = rl.concat(kept, tokenizer.pad_token_id)
     return batch, {"kept_fraction": num_kept / max(1, num_seen), "sample_rounds": round_ + 1,
                    "num_truncated": truncated}
@@ -91,7 +90,7 @@ def train(cfg: Config) -> dict:
         t0 = time.perf_counter()
         # rollout -> reward -> filter
         batch, info = collect(policy, tokenizer, train_records, cfg, step)
-        batch = rl.Batch(**{k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.__dict__.items()})
+        batch = batch.to(device)
         t1 = time.perf_counter()
         # advantages: group-normalised outcome reward on every response token
         adv = group_advantages(batch.scores, cfg.rollout.num_samples, normalize_std=cfg.rl.group_std)  # (N,)
@@ -102,12 +101,7 @@ def train(cfg: Config) -> dict:
         scheduler.step()
         t2 = time.perf_counter()
         # log -> eval -> checkpoint
-        state["step"] = step + 1
-        new_tokens = rl.global_count(batch.mask)
-        state["tokens_seen"] += int(rl.global_count(batch.attention_mask))
-        record = {"step": state["step"], **rl.rollout_stats(batch), **rl.advantage_stats(batch), **stats, **info,
-                  "lr": scheduler.get_last_lr()[0], "tokens_per_s": new_tokens / (t2 - t0),
-                  "time_rollout": t1 - t0, "time_train": t2 - t1}
+        record = rl.step_record(state, batch, {**stats, **info}, lr=scheduler.get_last_lr()[0], t0=t0, t1=t1, t2=t2)
         if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0:
             record.update(heldout_accuracy(policy, tokenizer, cfg, test_records))
         log.log(record)

@@ -18,7 +18,7 @@ import time
 import torch
 
 from reasonrl import dist
-from reasonrl.algo.advantages import gae, length_adaptive_lambda, whiten
+from reasonrl.algo.advantages import decoupled_gae, length_adaptive_lambda, whiten
 from reasonrl.algo.rewards import token_level_rewards
 from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
@@ -41,8 +41,8 @@ def compute_advantages(batch: rl.Batch, values: torch.Tensor, cfg: Config, *, pr
     r = cfg.rl
     rewards = token_level_rewards(batch.scores, batch.mask)  # (N, L): the score on the last response token
     lam_p = length_adaptive_lambda(batch.lengths, alpha=r.alpha) if r.length_adaptive else r.lam_policy
-    advantages, _ = gae(rewards, values, batch.mask, gamma=r.gamma, lam=lam_p)
-    _, returns = gae(rewards, values, batch.mask, gamma=r.gamma, lam=1.0 if pretraining else r.lam_critic)
+    advantages, returns = decoupled_gae(rewards, values, batch.mask, gamma=r.gamma, lam_policy=lam_p,
+                                        lam_critic=1.0 if pretraining else r.lam_critic)
     if r.whiten_advantages:
         advantages = whiten(advantages, batch.mask)
     batch.advantages, batch.returns, batch.old_values = advantages, returns, values
@@ -91,7 +91,7 @@ def train(cfg: Config) -> dict:
         records = rl.step_prompts(train_records, step=step, round_=0, num=cfg.rl.prompts_per_step,
                                   seed=cfg.train.seed)
         batch, info = rl.rollout_and_score(policy, tokenizer, records, cfg, seed)
-        batch = rl.Batch(**{k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in batch.__dict__.items()})
+        batch = batch.to(device)
         t1 = time.perf_counter()
         # values -> advantages
         with torch.no_grad():
@@ -104,13 +104,8 @@ def train(cfg: Config) -> dict:
             scheduler.step()
         t2 = time.perf_counter()
         # log -> eval -> checkpoint
-        state["step"] = step + 1
-        new_tokens = rl.global_count(batch.mask)
-        state["tokens_seen"] += int(rl.global_count(batch.attention_mask))
-        record = {"step": state["step"], "phase": "value_pretrain" if pretraining else "ppo",
-                  **rl.rollout_stats(batch), **rl.advantage_stats(batch), **stats, **info,
-                  "lr": scheduler.get_last_lr()[0], "tokens_per_s": new_tokens / (t2 - t0),
-                  "time_rollout": t1 - t0, "time_train": t2 - t1}
+        record = rl.step_record(state, batch, {"phase": "value_pretrain" if pretraining else "ppo", **stats, **info},
+                                lr=scheduler.get_last_lr()[0], t0=t0, t1=t1, t2=t2)
         if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0:
             record.update(heldout_accuracy(policy, tokenizer, cfg, test_records))
         log.log(record)

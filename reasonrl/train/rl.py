@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from reasonrl import dist
@@ -27,6 +26,7 @@ from reasonrl.rollout.sampler import Rollout, SamplingParams, sample
 from reasonrl.tasks.prompts import format_prompt
 from reasonrl.tasks.sources import verifier_for
 from reasonrl.tasks.verify import extract_answer
+from reasonrl.train.data import micro_batch_indices
 from reasonrl.train.grad import clip_grad
 
 
@@ -50,6 +50,10 @@ class Batch:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
         return Batch(**{k: (v[idx] if isinstance(v, torch.Tensor) else v) for k, v in out.items()})
 
+    def to(self, device: torch.device) -> Batch:
+        return Batch(**{f.name: (getattr(self, f.name).to(device) if isinstance(getattr(self, f.name), torch.Tensor)
+                                 else getattr(self, f.name)) for f in fields(self)})
+
     @property
     def size(self) -> int:
         return self.input_ids.shape[0]
@@ -64,12 +68,8 @@ def step_seed(seed: int, *parts: int) -> int:
 def step_prompts(records: list[dict], *, step: int, round_: int, num: int, seed: int) -> list[dict]:
     """This process's share of the `num` prompts of (step, round): consecutive slices of per-epoch shuffles."""
     chunk = step * 64 + round_  # up to 64 sampling rounds per step address distinct slices
-    out = []
-    for offset in range(chunk * num, (chunk + 1) * num):
-        epoch, pos = divmod(offset, len(records))
-        perm = np.random.default_rng([seed, epoch]).permutation(len(records))
-        out.append(records[int(perm[pos])])
-    return out[dist.rank() :: dist.world_size()]
+    idx = micro_batch_indices(chunk, batch_size=num, num_examples=len(records), seed=seed)
+    return [records[i] for i in idx][dist.rank() :: dist.world_size()]
 
 
 def sampling_params(cfg: Config, seed: int) -> SamplingParams:
@@ -229,6 +229,15 @@ def advantage_stats(batch: Batch) -> dict:
     mean = global_count(batch.advantages[m]) / num
     var = global_count((batch.advantages[m] - mean) ** 2) / num
     return {"adv_mean": mean, "adv_std": var**0.5}
+
+
+def step_record(state: dict, batch: Batch, stats: dict, *, lr: float, t0: float, t1: float, t2: float) -> dict:
+    """Advance `state` (step, tokens seen) past this step and return its metrics: rollout, advantage and
+    update statistics, learning rate, generated tokens per second and the rollout / train time split."""
+    state["step"] += 1
+    state["tokens_seen"] += int(global_count(batch.attention_mask))
+    return {"step": state["step"], **rollout_stats(batch), **advantage_stats(batch), **stats, "lr": lr,
+            "tokens_per_s": global_count(batch.mask) / (t2 - t0), "time_rollout": t1 - t0, "time_train": t2 - t1}
 
 
 def save_rl_checkpoint(run_dir: Path, step: int, *, models: dict, tokenizer, optimizers: dict, scheduler,
