@@ -79,6 +79,12 @@ class TrainConfig:
     """Evaluate held-out accuracy every this many steps (0: only at the end)."""
     eval_examples: int = 200
     """Held-out problems per evaluation."""
+    eval_samples: int = 1
+    """Samples per held-out problem; `heldout_acc` is their mean (avg@k, the VAPO/DAPO protocol with k = 32)."""
+    eval_temperature: float = 0.0
+    """Held-out sampling temperature; 0 = greedy. VAPO and DAPO evaluate at 1.0 with top_p 0.7."""
+    eval_top_p: float = 1.0
+    """Held-out nucleus sampling threshold (VAPO/DAPO: 0.7)."""
     save_every: int = 100
     """Write a resumable checkpoint every this many steps (0: only at the end)."""
     log_checkpoints: int = 0
@@ -174,6 +180,8 @@ class RLConfig:
     """PPO clip epsilon below 1 (DAPO Eq. 10)."""
     clip_high: float = 0.2
     """PPO clip epsilon above 1; 0.28 is DAPO/VAPO's Clip-Higher."""
+    dual_clip: float = 0.0
+    """Dual-clip bound c > 1 on negative-advantage tokens (Ye et al. 2020; not in VAPO/DAPO); 0 = off."""
     loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "seq-mean-token-mean"
     """Policy-loss normalisation: token-mean is DAPO/VAPO's token-level loss, seq-mean-token-mean is sample level."""
     gamma: float = 1.0
@@ -193,7 +201,8 @@ class RLConfig:
     value_pretrain_steps: int = 0
     """Critic-only rollout steps on the frozen initial policy with Monte-Carlo returns (VAPO: 50)."""
     critic_lr: float = 2e-3
-    """Critic learning rate (AdamW)."""
+    """Critic learning rate (AdamW). VAPO uses twice the actor's (1e-6 / 2e-6); a critic much faster than the
+    policy overfits each rollout batch, and its value differences then bias the GAE advantages."""
     critic_path: str = ""
     """Initialise the critic from this HF directory (a saved critic); empty: from the policy's backbone."""
     value_clip: float = 0.0

@@ -67,15 +67,27 @@ def run_eval(
 
 
 def heldout_accuracy(model, tokenizer, cfg, records: list[dict]) -> dict:
-    """Greedy accuracy and mean response length on held-out records (the training-time eval)."""
+    """Held-out accuracy (the training-time eval) under `train.eval_*`: `heldout_acc` is the mean over
+    `eval_samples` samples per problem at `eval_temperature` / `eval_top_p` (greedy by default). When the
+    protocol samples, the greedy accuracy is reported beside it as `heldout_acc_greedy`."""
     from reasonrl.tasks.sources import verifier_for
 
-    params = SamplingParams(temperature=0.0, max_new_tokens=cfg.rollout.max_new_tokens, n=1, seed=cfg.train.seed,
-                            stop=list(cfg.rollout.stop))
-    summary, _ = run_eval(dist.unwrap(model), tokenizer, records[: cfg.train.eval_examples], params=params,
-                          verifier=verifier_for(cfg.data), template=cfg.data.prompt_template,
-                          batch_size=cfg.rollout.batch_size)
-    return {"heldout_acc": summary["mean@n"], "heldout_len": summary["mean_length"]}
+    t = cfg.train
+    common = dict(max_new_tokens=cfg.rollout.max_new_tokens, seed=t.seed, stop=tuple(cfg.rollout.stop))
+    kwargs = dict(verifier=verifier_for(cfg.data), template=cfg.data.prompt_template,
+                  batch_size=cfg.rollout.batch_size)
+    records = records[: t.eval_examples]
+    greedy = SamplingParams(temperature=0.0, n=1, **common)
+    if t.eval_temperature > 0:
+        params = SamplingParams(temperature=t.eval_temperature, top_p=t.eval_top_p, n=t.eval_samples, **common)
+    else:
+        params = greedy
+    summary, _ = run_eval(dist.unwrap(model), tokenizer, records, params=params, **kwargs)
+    out = {"heldout_acc": summary["mean@n"], "heldout_len": summary["mean_length"]}
+    if params is not greedy:
+        g, _ = run_eval(dist.unwrap(model), tokenizer, records, params=greedy, **kwargs)
+        out["heldout_acc_greedy"] = g["mean@n"]
+    return out
 
 
 def evaluate(cfg, *, out_dir: str | None = None) -> dict:

@@ -29,7 +29,8 @@ from reasonrl.train.logging import MetricsLog
 from reasonrl.train.run import finish_run, progress_bar, start_run
 from reasonrl.train.schedule import build_scheduler
 
-PLOT_KEYS = ["reward", "acc", "heldout_acc", "resp_len", "entropy", "kept_fraction", "clipfrac_high"]
+PLOT_KEYS = ["reward", "acc", "heldout_acc", "heldout_acc_greedy",
+             "resp_len", "entropy", "kept_fraction", "clipfrac_high"]
 
 
 def collect(policy, tokenizer, train_records, cfg: Config, step: int) -> tuple[rl.Batch, dict]:

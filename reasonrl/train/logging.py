@@ -14,6 +14,7 @@ class MetricsLog:
 
     def __init__(self, run_dir: str | Path, *, resume_step: int = 0):
         self.path = Path(run_dir) / "metrics.jsonl"
+        self.last: dict = {}  # the last record logged (on every process)
         if dist.is_main():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # A resumed run replays the steps after its checkpoint: drop their old lines.
@@ -23,6 +24,7 @@ class MetricsLog:
             tmp.replace(self.path)
 
     def log(self, record: dict) -> None:
+        self.last = record
         if not dist.is_main():
             return
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}

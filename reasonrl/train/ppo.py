@@ -32,7 +32,8 @@ from reasonrl.train.logging import MetricsLog
 from reasonrl.train.run import finish_run, progress_bar, start_run
 from reasonrl.train.schedule import build_scheduler
 
-PLOT_KEYS = ["reward", "acc", "heldout_acc", "resp_len", "value_loss", "explained_var", "entropy", "clipfrac_high"]
+PLOT_KEYS = ["reward", "acc", "heldout_acc", "heldout_acc_greedy",
+             "resp_len", "value_loss", "explained_var", "entropy", "clipfrac_high"]
 
 
 def compute_advantages(batch: rl.Batch, values: torch.Tensor, cfg: Config, *, pretraining: bool) -> rl.Batch:

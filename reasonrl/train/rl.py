@@ -155,7 +155,8 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
         logp, entropy = sequence_logprobs(policy, mb.input_ids, mb.attention_mask,
                                           temperature=max(cfg.rollout.temperature, 1e-6), return_entropy=True)
         loss, stats = policy_loss(logp, mb.old_logp, mb.advantages, mb.mask, clip_low=rl.clip_low,
-                                  clip_high=rl.clip_high, agg=rl.loss_agg, num_tokens=num_tokens, num_seqs=num_seqs)
+                                  clip_high=rl.clip_high, dual_clip=rl.dual_clip or None, agg=rl.loss_agg,
+                                  num_tokens=num_tokens, num_seqs=num_seqs)
         stats = {k: float(v) for k, v in stats.items()}
         if rl.pos_nll_coef > 0:
             num_pos = global_count(mb.mask & mb.correct[:, None])

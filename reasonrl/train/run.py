@@ -43,8 +43,11 @@ def finish_run(cfg: Config, run_dir: Path, model, tokenizer, test_records: list[
     """Final held-out evaluation, the final model exported to `run_dir/final`, and the plot."""
     if bar is not None:
         bar.close()
-    final = heldout_accuracy(model, tokenizer, cfg, test_records)
-    log.log({"step": step, **final})
+    if log.last.get("step") == step and "heldout_acc" in log.last:  # the last step was just evaluated
+        final = {k: v for k, v in log.last.items() if k.startswith("heldout_")}
+    else:
+        final = heldout_accuracy(model, tokenizer, cfg, test_records)
+        log.log({"step": step, **final})
     ckpt_lib.export_final(run_dir, model, tokenizer)
     if dist.is_main() and cfg.log.plots:
         plot_curves(read_metrics(run_dir / "metrics.jsonl"), plot_keys, run_dir / "plots" / f"{plot_name}.png",
