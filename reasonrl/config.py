@@ -180,6 +180,9 @@ class RLConfig:
     """PPO clip epsilon below 1 (DAPO Eq. 10)."""
     clip_high: float = 0.2
     """PPO clip epsilon above 1; 0.28 is DAPO/VAPO's Clip-Higher."""
+    share_prompt: bool = True
+    """Teacher-force each distinct prompt once per minibatch and let its samples attend to it (same numbers,
+    fewer FLOPs for groups); only for unwrapped models (one process), DDP/FSDP take the plain pass."""
     dual_clip: float = 0.0
     """Dual-clip bound c > 1 on negative-advantage tokens (Ye et al. 2020; not in VAPO/DAPO); 0 = off."""
     loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "seq-mean-token-mean"

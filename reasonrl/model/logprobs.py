@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import torch
 from torch.utils.checkpoint import checkpoint
-from transformers import PreTrainedModel
+from transformers import DynamicCache, PreTrainedModel
+
+from reasonrl.rollout.cache import cache_kwarg
 
 
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -67,20 +69,61 @@ def sequence_logprobs(
     temperature: float = 1.0,
     chunk_size: int | None = None,
     return_entropy: bool = False,
+    prompt_len: int = 0,
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """`(N, L)` float32: position t holds log p(input_ids[t] | input_ids[<t]); position 0 and padding hold 0.
 
     With `return_entropy`, also the `(N, L)` entropy of the predicted distribution at each position (the one
     that produced token t), same zeros. Gradients flow unless called under `torch.no_grad()`.
+
+    With `prompt_len = P > 0` (a left-padded prompt block in the first P columns, as rollouts produce), rows
+    with identical prompts share one forward pass over them (see `shared_prompt_logits`); then only positions
+    >= P are computed and positions < P hold 0 (prompt tokens are never trained).
     """
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
-    logits, targets = out.logits[:, :-1], input_ids[:, 1:]  # logits at t-1 predict token t
+    start = 1
+    logits = shared_prompt_logits(model, input_ids, attention_mask, prompt_len) if prompt_len else None
+    if logits is not None:
+        start = prompt_len
+    else:
+        out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
+        logits = out.logits[:, :-1]  # logits at t-1 predict token t
+    targets = input_ids[:, start:]
     logp, entropy = token_logprobs(
         logits, targets, temperature=temperature, chunk_size=chunk_size, with_entropy=return_entropy
     )
-    valid = attention_mask[:, 1:].bool() & attention_mask[:, :-1].bool()  # a real token after a real token
-    zero = logp.new_zeros(input_ids.shape[0], 1)
+    valid = attention_mask[:, start:].bool() & attention_mask[:, start - 1 : -1].bool()  # real after real
+    zero = logp.new_zeros(input_ids.shape[0], start)
     logp = torch.cat([zero, logp.masked_fill(~valid, 0.0)], dim=1)
     if not return_entropy:
         return logp
     return logp, torch.cat([zero, entropy.masked_fill(~valid, 0.0)], dim=1)
+
+
+def shared_prompt_logits(
+    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_len: int
+) -> torch.Tensor | None:
+    """The model's outputs at positions P-1..L-2 (`(N, L - P, ...)`: for a causal LM, the logits predicting
+    tokens P..L-1), running each distinct prompt (the first P columns) once.
+
+    Rows that share a prompt (GRPO / VAPO groups) share one forward pass over it: its key/value cache is
+    gathered per row (a differentiable index) and the responses attend to it, so gradients reach the prompt
+    tokens' computation from every row. Same numbers as the plain pass, fewer FLOPs when prompts repeat.
+    Works for any HF decoder that takes a cache (causal LM, or the critic's token-classification head).
+    Returns None (caller takes the plain path) when no prompt repeats or the model is wrapped (DDP / FSDP
+    prepare once per forward call, and this makes two).
+    """
+    if not isinstance(model, PreTrainedModel) or not 0 < prompt_len < input_ids.shape[1]:
+        return None
+    p = prompt_len
+    key = torch.cat([input_ids[:, :p], attention_mask[:, :p].to(input_ids.dtype)], dim=1)  # (N, 2P)
+    uniq, inverse = torch.unique(key, dim=0, return_inverse=True)  # (U, 2P), (N,)
+    if uniq.shape[0] == input_ids.shape[0]:
+        return None
+    p_ids, p_mask = uniq[:, :p], uniq[:, p:].to(attention_mask.dtype)
+    cache = DynamicCache(config=model.config.get_text_config(decoder=True))  # filled in place by the forward
+    kw = {cache_kwarg(model): cache, "use_cache": True}
+    prompt_out = model(input_ids=p_ids, attention_mask=p_mask, position_ids=position_ids(p_mask), **kw)
+    cache.batch_select_indices(inverse)  # (U, ...) -> (N, ...), a gather autograd sees through
+    out = model(input_ids=input_ids[:, p:], attention_mask=attention_mask,
+                position_ids=position_ids(attention_mask)[:, p:], **kw)
+    return torch.cat([prompt_out.logits[inverse, -1:], out.logits[:, :-1]], dim=1)

@@ -14,7 +14,7 @@ import torch
 from transformers import AutoModelForTokenClassification, PreTrainedModel
 
 from reasonrl.errors import UserError
-from reasonrl.model.logprobs import position_ids
+from reasonrl.model.logprobs import position_ids, shared_prompt_logits
 
 
 def value_model_from_policy(policy: PreTrainedModel) -> PreTrainedModel:
@@ -37,8 +37,16 @@ def load_value_model(path: str | Path) -> PreTrainedModel:
                                                            local_files_only=True)
 
 
-def token_values(critic: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """`(N, L)` float32 values; position t holds V(input_ids[<t]), position 0 holds 0."""
+def token_values(critic: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
+                 prompt_len: int = 0) -> torch.Tensor:
+    """`(N, L)` float32 values; position t holds V(input_ids[<t]), position 0 holds 0.
+
+    With `prompt_len = P > 0`, rows with identical prompts share one pass over them (`shared_prompt_logits`)
+    and positions < P hold 0 (no response token is there)."""
+    shared = shared_prompt_logits(critic, input_ids, attention_mask, prompt_len) if prompt_len else None
+    if shared is not None:
+        v = shared[..., 0].float()  # (N, L - P): values before tokens P..L-1
+        return torch.cat([v.new_zeros(v.shape[0], prompt_len), v], dim=1)
     out = critic(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
     v = out.logits[..., 0].float()  # (N, L): value after reading token t
     return torch.cat([v.new_zeros(v.shape[0], 1), v[:, :-1]], dim=1)

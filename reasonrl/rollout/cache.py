@@ -11,9 +11,16 @@ library's own `DynamicCache`, which knows their layer types; the sampler works w
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from transformers import Cache, DynamicCache, PreTrainedModel
 from transformers.cache_utils import CacheLayerMixin, get_layer_types_and_kwargs
+
+
+def cache_kwarg(model: PreTrainedModel) -> str:
+    """transformers renamed `past_key_values` to `cache`; the name this model's forward takes."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 class PreallocatedLayer(CacheLayerMixin):

@@ -15,7 +15,6 @@ the response column of every active row.
 
 from __future__ import annotations
 
-import inspect
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from reasonrl.rollout.banned import BannedWords, token_texts
-from reasonrl.rollout.cache import keep_rows, make_cache, repeat_rows
+from reasonrl.rollout.cache import cache_kwarg, keep_rows, make_cache, repeat_rows
 from reasonrl.rollout.fast_step import DecodeStep, supports_fast_step
 from reasonrl.rollout.processors import choose_tokens
 from reasonrl.rollout.tools import ToolFn, closing_tags, run_tool
@@ -56,11 +55,6 @@ class _Row:
     ban_context: str = ""
     forced: deque[int] = field(default_factory=deque)
     num_tool_calls: int = 0
-
-
-def cache_kwarg(model: PreTrainedModel) -> str:
-    # transformers renamed `past_key_values` to `cache`; pass whichever this model's forward takes.
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:

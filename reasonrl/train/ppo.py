@@ -96,7 +96,8 @@ def train(cfg: Config) -> dict:
         t1 = time.perf_counter()
         # values -> advantages
         with torch.no_grad():
-            values = token_values(critic, batch.input_ids, batch.attention_mask)
+            values = token_values(critic, batch.input_ids, batch.attention_mask,
+                                  prompt_len=batch.prompt_len if cfg.rl.share_prompt else 0)
         batch = compute_advantages(batch, values, cfg, pretraining=pretraining)
         # update: critic always, policy once value pretraining is over
         stats = rl.critic_update(critic, critic_opt, batch, cfg, seed=seed)

@@ -152,7 +152,8 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
         mb = batch.rows(idx)
         num_tokens = global_count(mb.mask)
         num_seqs = global_count(mb.mask.any(dim=1))
-        logp, entropy = sequence_logprobs(policy, mb.input_ids, mb.attention_mask,
+        p = mb.prompt_len if rl.share_prompt else 0
+        logp, entropy = sequence_logprobs(policy, mb.input_ids, mb.attention_mask, prompt_len=p,
                                           temperature=max(cfg.rollout.temperature, 1e-6), return_entropy=True)
         loss, stats = policy_loss(logp, mb.old_logp, mb.advantages, mb.mask, clip_low=rl.clip_low,
                                   clip_high=rl.clip_high, dual_clip=rl.dual_clip or None, agg=rl.loss_agg,
@@ -165,7 +166,7 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
             stats["pos_nll"] = float(nll.detach())
         if ref_model is not None and rl.kl_coef > 0:
             with torch.no_grad():
-                ref_logp = sequence_logprobs(ref_model, mb.input_ids, mb.attention_mask,
+                ref_logp = sequence_logprobs(ref_model, mb.input_ids, mb.attention_mask, prompt_len=p,
                                              temperature=max(cfg.rollout.temperature, 1e-6))
             kl = aggregate(KL_ESTIMATORS[rl.kl_estimator](logp, ref_logp), mb.mask, agg="token-mean",
                            num_tokens=num_tokens)
@@ -197,7 +198,8 @@ def critic_update(critic, optimizer, batch: Batch, cfg: Config, *, seed: int) ->
     for idx in minibatches(batch.size, cfg, seed):
         mb = batch.rows(idx)
         num_tokens = global_count(mb.mask)
-        values = token_values(critic, mb.input_ids, mb.attention_mask)
+        values = token_values(critic, mb.input_ids, mb.attention_mask,
+                              prompt_len=mb.prompt_len if cfg.rl.share_prompt else 0)
         loss, stats = value_loss(values, mb.old_values, mb.returns, mb.mask, clip=cfg.rl.value_clip or None,
                                  agg="token-mean", num_tokens=num_tokens)
         if _finite_everywhere(loss):
