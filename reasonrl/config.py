@@ -129,7 +129,7 @@ class OptimConfig:
     """Dtype of Muon / Dion momentum state."""
     dion_sync: bool = True
     """Under torchrun with DDP, Dion skips the gradient all-reduce and averages its thin P / R factors instead
-    ((m + n) r numbers per matrix instead of m n); SFT only for now, the RL trainers keep DDP."""
+    ((m + n) r numbers per matrix instead of m n); SFT and the RL trainers' policy (the critic keeps DDP)."""
 
 
 @dataclass

@@ -21,12 +21,11 @@ from reasonrl.algo.filters import dynamic_sampling_mask, varied_reward_mask
 from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
 from reasonrl.model.tiny import num_params
-from reasonrl.optim import build_optimizer
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
 from reasonrl.train import rl
 from reasonrl.train.logging import MetricsLog
-from reasonrl.train.run import finish_run, progress_bar, start_run
+from reasonrl.train.run import finish_run, policy_and_optimizer, progress_bar, start_run
 from reasonrl.train.schedule import build_scheduler
 
 PLOT_KEYS = ["reward", "acc", "heldout_acc", "heldout_acc_greedy",
@@ -71,8 +70,7 @@ def train(cfg: Config) -> dict:
     train_records = load_split(cfg.data, "train")
     test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
 
-    policy = dist.wrap_model(policy, cfg.dist.strategy)
-    optimizer = build_optimizer(dist.unwrap(policy), cfg.optim)
+    policy, optimizer, dion_dp = policy_and_optimizer(policy, cfg)  # dion_dp: Dion syncs, no DDP all-reduce
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
     state = {"step": 0, "tokens_seen": 0}
     if resume_from:
@@ -98,7 +96,7 @@ def train(cfg: Config) -> dict:
         batch.advantages = adv[:, None] * batch.mask
         # update
         stats = rl.policy_update(policy, optimizer, batch, cfg, seed=rl.step_seed(cfg.train.seed, step, 99),
-                                 ref_model=ref_model)
+                                 ref_model=ref_model, local_grads=dion_dp)
         scheduler.step()
         t2 = time.perf_counter()
         # log -> eval -> checkpoint
@@ -110,6 +108,8 @@ def train(cfg: Config) -> dict:
             bar.update(1)
             bar.set_postfix(acc=f"{record['acc']:.2f}", kept=f"{info['kept_fraction']:.2f}")
         if cfg.train.save_every and state["step"] % cfg.train.save_every == 0 or state["step"] == cfg.train.steps:
+            if dion_dp:
+                optimizer.synchronize_for_checkpoint()  # rank momenta differ; their mean is the state
             rl.save_rl_checkpoint(run_dir, state["step"], models={"": policy}, tokenizer=tokenizer,
                                   optimizers={"policy": optimizer}, scheduler=scheduler, state=state,
                                   n_params=n_params)

@@ -24,12 +24,11 @@ from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
 from reasonrl.model.tiny import num_params
 from reasonrl.model.value import load_value_model, token_values, value_model_from_policy
-from reasonrl.optim import build_optimizer
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
 from reasonrl.train import rl
 from reasonrl.train.logging import MetricsLog
-from reasonrl.train.run import finish_run, progress_bar, start_run
+from reasonrl.train.run import finish_run, policy_and_optimizer, progress_bar, start_run
 from reasonrl.train.schedule import build_scheduler
 
 PLOT_KEYS = ["reward", "acc", "heldout_acc", "heldout_acc_greedy",
@@ -64,9 +63,8 @@ def train(cfg: Config) -> dict:
     train_records = load_split(cfg.data, "train")
     test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
 
-    policy = dist.wrap_model(policy, cfg.dist.strategy)
+    policy, optimizer, dion_dp = policy_and_optimizer(policy, cfg)  # dion_dp: Dion syncs, no DDP all-reduce
     critic = dist.wrap_model(critic, cfg.dist.strategy)
-    optimizer = build_optimizer(dist.unwrap(policy), cfg.optim)
     critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.rl.critic_lr, betas=tuple(cfg.optim.betas))
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
     total = cfg.rl.value_pretrain_steps + cfg.train.steps
@@ -102,7 +100,8 @@ def train(cfg: Config) -> dict:
         # update: critic always, policy once value pretraining is over
         stats = rl.critic_update(critic, critic_opt, batch, cfg, seed=seed)
         if not pretraining:
-            stats.update(rl.policy_update(policy, optimizer, batch, cfg, seed=seed + 1, ref_model=ref_model))
+            stats.update(rl.policy_update(policy, optimizer, batch, cfg, seed=seed + 1, ref_model=ref_model,
+                                          local_grads=dion_dp))
             scheduler.step()
         t2 = time.perf_counter()
         # log -> eval -> checkpoint
@@ -115,6 +114,8 @@ def train(cfg: Config) -> dict:
             bar.update(1)
             bar.set_postfix(acc=f"{record['acc']:.2f}", vloss=f"{record['value_loss']:.3f}")
         if cfg.train.save_every and state["step"] % cfg.train.save_every == 0 or state["step"] == total:
+            if dion_dp:
+                optimizer.synchronize_for_checkpoint()  # rank momenta differ; their mean is the state
             rl.save_rl_checkpoint(run_dir, state["step"], models={"": policy, "critic": critic}, tokenizer=tokenizer,
                                   optimizers={"policy": optimizer, "critic": critic_opt}, scheduler=scheduler,
                                   state=state, n_params=n_params)

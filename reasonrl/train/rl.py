@@ -27,7 +27,7 @@ from reasonrl.tasks.prompts import format_prompt
 from reasonrl.tasks.sources import verifier_for
 from reasonrl.tasks.verify import extract_answer
 from reasonrl.train.data import micro_batch_indices
-from reasonrl.train.grad import clip_grad
+from reasonrl.train.grad import clip_grad, clip_grad_synced
 
 
 @dataclass
@@ -143,8 +143,10 @@ def minibatches(n: int, cfg: Config, seed: int) -> list[torch.Tensor]:
     return out
 
 
-def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, ref_model=None) -> dict:
-    """PPO-clip epochs over minibatches (+ positive-example NLL, + KL to a reference); returns mean stats."""
+def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, ref_model=None,
+                  local_grads: bool = False) -> dict:
+    """PPO-clip epochs over minibatches (+ positive-example NLL, + KL to a reference); returns mean stats.
+    `local_grads`: the policy is not DDP-wrapped (Dion's data-parallel mode), so clipping syncs the norm."""
     rl, world = cfg.rl, dist.world_size()
     acc: dict[str, list[float]] = {}
     skipped = 0
@@ -176,7 +178,7 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
         ok = _finite_everywhere(loss)
         if ok:
             (loss * world).backward()
-            stats["grad_norm"] = clip_grad(policy, cfg.train.max_grad_norm)
+            stats["grad_norm"] = clip_grad_synced(policy, cfg.train.max_grad_norm, local_grads=local_grads)
             ok = math.isfinite(stats["grad_norm"])
         if ok:
             optimizer.step()

@@ -29,6 +29,22 @@ def start_run(cfg: Config):
     return run_dir, dist.device(), resume_from, model, tokenizer
 
 
+def dion_data_parallel(cfg: Config) -> bool:
+    """Dion's data-parallel mode: several processes, DDP strategy, `optim.dion_sync`. The model is then not
+    wrapped in DDP; the optimizer averages its thin P / R factors instead of the gradients."""
+    return dist.is_dist() and cfg.optim.name == "dion" and cfg.dist.strategy == "ddp" and cfg.optim.dion_sync
+
+
+def policy_and_optimizer(model: torch.nn.Module, cfg: Config):
+    """Wrap `model` for the configured strategy and build its optimizer: `(model, optimizer, dion_dp)`."""
+    from reasonrl.optim import build_optimizer, comm
+
+    dion_dp = dion_data_parallel(cfg)
+    model = model if dion_dp else dist.wrap_model(model, cfg.dist.strategy)
+    optimizer = build_optimizer(dist.unwrap(model), cfg.optim, process_group=comm.world_group() if dion_dp else None)
+    return model, optimizer, dion_dp
+
+
 def progress_bar(cfg: Config, total: int, initial: int, desc: str):
     """A tqdm bar on the main process when `log.progress`, else None."""
     if not (cfg.log.progress and dist.is_main()):

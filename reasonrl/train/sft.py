@@ -19,13 +19,12 @@ from reasonrl import dist
 from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
 from reasonrl.model.tiny import num_params
-from reasonrl.optim import build_optimizer, comm
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
 from reasonrl.train.data import collate, encode_records, micro_batch_indices
-from reasonrl.train.grad import clip_grad
+from reasonrl.train.grad import clip_grad_synced
 from reasonrl.train.logging import MetricsLog
-from reasonrl.train.run import finish_run, progress_bar, start_run
+from reasonrl.train.run import finish_run, policy_and_optimizer, progress_bar, start_run
 from reasonrl.train.schedule import build_scheduler
 
 
@@ -50,9 +49,7 @@ def train(cfg: Config) -> dict:
     examples = encode_records(tokenizer, train_records, template=cfg.data.prompt_template, max_len=cfg.data.max_len)
 
     # Dion's data-parallel mode: no DDP gradient all-reduce; the optimizer averages its thin factors itself.
-    dion_dp = dist.is_dist() and cfg.optim.name == "dion" and cfg.dist.strategy == "ddp" and cfg.optim.dion_sync
-    model = model if dion_dp else dist.wrap_model(model, cfg.dist.strategy)
-    optimizer = build_optimizer(dist.unwrap(model), cfg.optim, process_group=comm.world_group() if dion_dp else None)
+    model, optimizer, dion_dp = policy_and_optimizer(model, cfg)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
     sharded = dist.is_dist() and cfg.dist.strategy == "fsdp2"
     state = {"step": 0, "tokens_seen": 0}
@@ -100,13 +97,7 @@ def train(cfg: Config) -> dict:
             # DDP/FSDP average gradients over processes; scale back to a global token mean.
             (nll * world / num_tokens).backward()
             loss_sum += nll.detach()
-        if not dion_dp:
-            grad_norm = clip_grad(model, cfg.train.max_grad_norm)
-        elif cfg.train.max_grad_norm > 0:  # gradients are still local: one clipping factor on every rank
-            grad_norm = float(comm.clip_grad_norm_(list(model.parameters()), cfg.train.max_grad_norm,
-                                                   process_group=comm.world_group()))
-        else:
-            grad_norm = 0.0
+        grad_norm = clip_grad_synced(model, cfg.train.max_grad_norm, local_grads=dion_dp)
         lr = scheduler.get_last_lr()[0]
         loss = dist.all_reduce_sum(loss_sum).item() / num_tokens
         if math.isfinite(loss) and math.isfinite(grad_norm):

@@ -168,17 +168,29 @@ cfg = load_config(None, ["--rl.minibatch_size=8", "--rl.loss_agg=" + sys.argv[2]
                          "--train.max_grad_norm=0"])
 half = N // dist.world_size()
 mine = batch.rows(torch.arange(dist.rank() * half, (dist.rank() + 1) * half))
-model = dist.wrap_model(model, "ddp")
-opt = torch.optim.SGD(model.parameters(), lr=0.1)
-policy_update(model, opt, mine, cfg, seed=0)
+if sys.argv[3] == "sgd":
+    model, local = dist.wrap_model(model, "ddp"), False
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+else:  # Dion: with 2 processes its data-parallel mode (no DDP; P / R factors averaged), clipping on
+    from reasonrl.train.run import policy_and_optimizer
+    cfg = load_config(None, ["--rl.minibatch_size=8", "--rl.loss_agg=" + sys.argv[2], "--rl.pos_nll_coef=0.1",
+                             "--train.max_grad_norm=0.5", "--optim.name=dion", "--optim.lr=0.05",
+                             "--optim.rank_fraction=0.5", "--optim.warmup_steps=0"])
+    model, opt, local = policy_and_optimizer(model, cfg)
+    assert local == (dist.world_size() == 2)
+init = {k: v.clone() for k, v in dist.unwrap(model).state_dict().items()}
+for _ in range(2):
+    policy_update(model, opt, mine, cfg, seed=0, local_grads=local)
 if dist.rank() == 0:
-    torch.save(dist.unwrap(model).state_dict(), sys.argv[1])
+    w = dist.unwrap(model).state_dict()
+    torch.save({"w": w, "moved": max((w[k] - init[k]).abs().max().item() for k in w)}, sys.argv[1])
 dist.destroy()
 '''
 
 
-@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean"])
-def test_two_process_policy_update_equals_one_process(tmp_path, agg):
+@pytest.mark.parametrize(("agg", "opt"), [("token-mean", "sgd"), ("seq-mean-token-mean", "sgd"),
+                                          ("token-mean", "dion")])
+def test_two_process_policy_update_equals_one_process(tmp_path, agg, opt):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -186,28 +198,30 @@ def test_two_process_policy_update_equals_one_process(tmp_path, agg):
     for n in (1, 2):
         out[n] = tmp_path / f"w{n}.pt"
         r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
-                            str(script), str(out[n]), agg], capture_output=True, text=True, timeout=300, env=env)
+                            str(script), str(out[n]), agg, opt], capture_output=True, text=True, timeout=300, env=env)
         assert r.returncode == 0, r.stderr[-3000:]
     a, b = torch.load(out[1]), torch.load(out[2])
-    moved = max((a[k] - b[k]).abs().max().item() for k in a)
-    assert moved < 1e-6
+    assert a["moved"] > 1e-4 and b["moved"] > 1e-4  # the updates did something
+    diff = max((a["w"][k] - b["w"][k]).abs().max().item() for k in a["w"])
+    assert diff < 1e-6
 
 
 @pytest.mark.parametrize("name", ["muon", "dion"])
 def test_rl_trainers_take_the_optimizer_from_config(tmp_path, name, monkeypatch):
+    import reasonrl.optim
     from reasonrl.optim import Dion, Muon
 
     seen = {}
-    real = grpo.build_optimizer
+    real = reasonrl.optim.build_optimizer
 
-    def spy(model, cfg):
-        seen["opt"] = real(model, cfg)
+    def spy(model, cfg, **kwargs):
+        seen["opt"] = real(model, cfg, **kwargs)
         return seen["opt"]
 
     cfg = load_config(ROOT / "configs" / "dapo_tiny.toml", SMOKE + [
         "--train.steps=1", "--train.save_every=0", f"--log.run_dir={tmp_path}", f"--optim.name={name}",
         "--optim.lr=0.02", "--rl.dynamic_sampling_on=reward"])
-    monkeypatch.setattr(grpo, "build_optimizer", spy)
+    monkeypatch.setattr(reasonrl.optim, "build_optimizer", spy)
     grpo.train(cfg)
     assert isinstance(seen["opt"], {"muon": Muon, "dion": Dion}[name])
     assert _changed(cfg, tmp_path) > 1e-6
