@@ -12,6 +12,8 @@ under autograd each chunk is recomputed in the backward pass instead of being ke
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch.utils.checkpoint import checkpoint
 from transformers import DynamicCache, PreTrainedModel
@@ -122,7 +124,8 @@ def shared_prompt_logits(
     p_ids, p_mask = uniq[:, :p], uniq[:, p:].to(attention_mask.dtype)
     cache = DynamicCache(config=model.config.get_text_config(decoder=True))  # filled in place by the forward
     kw = {cache_kwarg(model): cache, "use_cache": True}
-    prompt_out = model(input_ids=p_ids, attention_mask=p_mask, position_ids=position_ids(p_mask), **kw)
+    last_only = {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(model.forward).parameters else {}
+    prompt_out = model(input_ids=p_ids, attention_mask=p_mask, position_ids=position_ids(p_mask), **kw, **last_only)
     cache.batch_select_indices(inverse)  # (U, ...) -> (N, ...), a gather autograd sees through
     out = model(input_ids=input_ids[:, p:], attention_mask=attention_mask,
                 position_ids=position_ids(attention_mask)[:, p:], **kw)
