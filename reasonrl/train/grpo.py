@@ -38,6 +38,7 @@ def collect(policy, tokenizer, train_records, cfg: Config, step: int) -> tuple[r
     want = max(1, cfg.rl.prompts_per_step // dist.world_size())  # groups this process should hold
     kept: list[rl.Batch] = []
     num_kept = num_seen = truncated = 0
+    score_time = 0.0
     rounds = cfg.rl.max_sample_rounds if cfg.rl.dynamic_sampling else 1
     for round_ in range(rounds):
         records = rl.step_prompts(train_records, step=step, round_=round_, num=cfg.rl.prompts_per_step,
@@ -45,6 +46,7 @@ def collect(policy, tokenizer, train_records, cfg: Config, step: int) -> tuple[r
         batch, info = rl.rollout_and_score(policy, tokenizer, records, cfg, rl.step_seed(cfg.train.seed, step,
                                                                                         round_, dist.rank()))
         truncated += info["num_truncated"]
+        score_time += info["time_score"]
         num_seen += batch.size // group
         last = batch
         if cfg.rl.dynamic_sampling:
@@ -60,7 +62,7 @@ def collect(policy, tokenizer, train_records, cfg: Config, step: int) -> tuple[r
         kept.append(last)
     batch = rl.concat(kept, tokenizer.pad_token_id)
     return batch, {"kept_fraction": num_kept / max(1, num_seen), "sample_rounds": round_ + 1,
-                   "num_truncated": truncated}
+                   "num_truncated": truncated, "time_score": score_time}
 
 
 def train(cfg: Config) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed:
     with torch.no_grad():
         ro: Rollout = sample(dist.unwrap(policy), tokenizer, prompts, sampling_params(cfg, seed))
     policy.train()
+    t_score = time.perf_counter()
     verifier = verifier_for(cfg.data)
     gold = [records[int(i)]["answer"] for i in ro.prompt_index]
     correct = torch.tensor([verifier(t, g) for t, g in zip(ro.response_texts, gold, strict=True)])
@@ -98,7 +100,8 @@ def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed:
     batch = Batch(input_ids=ro.input_ids, attention_mask=ro.attention_mask, mask=ro.response_mask,
                   old_logp=ro.logprobs, scores=scores.float(), correct=correct, lengths=lengths,
                   prompt_len=ro.prompt_len)
-    info = {"num_truncated": sum(f == "length" for f in ro.finish_reasons)}
+    info = {"num_truncated": sum(f == "length" for f in ro.finish_reasons),
+            "time_score": time.perf_counter() - t_score}
     return batch, info
 
 
@@ -238,11 +241,13 @@ def advantage_stats(batch: Batch) -> dict:
 
 def step_record(state: dict, batch: Batch, stats: dict, *, lr: float, t0: float, t1: float, t2: float) -> dict:
     """Advance `state` (step, tokens seen) past this step and return its metrics: rollout, advantage and
-    update statistics, learning rate, generated tokens per second and the rollout / train time split."""
+    update statistics, learning rate, generated tokens per second and the time split: sampling
+    (`time_rollout`), verifying and rewarding (`time_score`, from `stats`), training (`time_train`)."""
     state["step"] += 1
     state["tokens_seen"] += int(global_count(batch.attention_mask))
     return {"step": state["step"], **rollout_stats(batch), **advantage_stats(batch), **stats, "lr": lr,
-            "tokens_per_s": global_count(batch.mask) / (t2 - t0), "time_rollout": t1 - t0, "time_train": t2 - t1}
+            "tokens_per_s": global_count(batch.mask) / (t2 - t0),
+            "time_rollout": t1 - t0 - stats.get("time_score", 0.0), "time_train": t2 - t1}
 
 
 def save_rl_checkpoint(run_dir: Path, step: int, *, models: dict, tokenizer, optimizers: dict, scheduler,

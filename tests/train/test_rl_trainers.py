@@ -56,7 +56,7 @@ def test_rl_cli_smoke_reward_signal_and_parameters_change(tmp_path, recipe):
         # every metric finite; explained variance is undefined (NaN -> null) when all returns are equal
         assert all(v is not None for k, v in m.items() if k != "explained_var"), m
         assert -2.0 <= m["reward"] <= 1.0 and m["num_responses"] >= 4
-        assert m["time_rollout"] > 0 and m["tokens_per_s"] > 0
+        assert m["time_rollout"] > 0 and m["time_score"] > 0 and m["time_train"] > 0 and m["tokens_per_s"] > 0
     assert _changed(cfg, run) > 1e-6
     if recipe == "vapo_tiny":
         assert steps[0]["phase"] == "value_pretrain" and "policy_loss" not in steps[0]
