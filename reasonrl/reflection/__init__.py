@@ -19,16 +19,15 @@ from reasonrl.reflection.metrics import (
 )
 from reasonrl.reflection.perturb import (
     GSM8K_TEMPLATE,
-    PERTURBATIONS,
     SYNTHETIC_TEMPLATE,
     SYNTHETIC_TRIGGER_FORMAT,
     TRIGGERS,
-    PerturbOptions,
     build_gsm8k_set,
     build_prompt,
     build_synthetic_set,
     self_reflection_set,
 )
+from reasonrl.reflection.perturbations import PERTURBATIONS, PerturbOptions
 
 __all__ = [
     "GSM8K_TEMPLATE", "JUDGE_DEFINITION", "METRICS", "PERTURBATIONS", "REFLECTION_PATTERNS", "SYNTHETIC_TEMPLATE",

@@ -18,7 +18,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from reasonrl.errors import UserError
-from reasonrl.reflection.perturb import number_value, parse_arithmetic, render_expr
+from reasonrl.reflection.programs import number_value, parse_arithmetic, render_expr
 
 if TYPE_CHECKING:
     import torch

@@ -24,12 +24,12 @@ from reasonrl.reflection.classify import LLMJudgeClassifier, ReflectionClassifie
 from reasonrl.reflection.metrics import METRICS, correlations_with_compute, reflection_metrics
 from reasonrl.reflection.perturb import (
     GSM8K_TEMPLATE,
-    PERTURBATIONS,
     SYNTHETIC_TRIGGER_FORMAT,
     build_gsm8k_set,
     build_prompt,
     build_synthetic_set,
 )
+from reasonrl.reflection.perturbations import PERTURBATIONS
 
 DATASETS = ("synthetic", "gsm8k")
 GSM8K_STOP = ("</s>", "<|im_end|>")

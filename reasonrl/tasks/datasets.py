@@ -15,7 +15,7 @@ from pathlib import Path
 
 import reasonrl
 from reasonrl.errors import UserError
-from reasonrl.tasks.verify import extract_boxed
+from reasonrl.tasks.answers import extract_boxed
 
 DATA_ROOT_ENV = "REASONRL_DATA_ROOT"
 FIELDS = ("prompt", "answer", "response")

@@ -25,7 +25,7 @@ import random
 from dataclasses import dataclass
 from fractions import Fraction
 
-from reasonrl.tasks.verify import extract_boxed
+from reasonrl.tasks.answers import extract_boxed
 
 
 @dataclass(frozen=True)

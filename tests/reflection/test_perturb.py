@@ -11,27 +11,17 @@ import pytest
 from reasonrl.errors import UserError
 from reasonrl.reflection.perturb import (
     GSM8K_TEMPLATE,
-    PERTURBATIONS,
     SYNTHETIC_TEMPLATE,
     SYNTHETIC_TRIGGER_FORMAT,
-    BinOp,
-    Num,
-    PerturbOptions,
-    Ref,
     build_gsm8k_set,
     build_prompt,
     build_synthetic_set,
-    evaluate,
-    format_number,
-    parse_arithmetic,
-    parse_gsm8k_solution,
-    parse_synthetic_trace,
-    perturb_gsm8k,
-    perturb_synthetic,
-    render_expr,
     self_reflection_set,
 )
-from reasonrl.reflection.perturb import SyntheticTrace as Trace
+from reasonrl.reflection.perturbations import PERTURBATIONS, PerturbOptions
+from reasonrl.reflection.programs import BinOp, Num, Ref, evaluate, format_number, parse_arithmetic, render_expr
+from reasonrl.reflection.solutions import SyntheticTrace as Trace
+from reasonrl.reflection.solutions import parse_gsm8k_solution, parse_synthetic_trace, perturb_gsm8k, perturb_synthetic
 from reasonrl.tasks.synthetic import generate
 
 F = Fraction

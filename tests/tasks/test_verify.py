@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reasonrl.tasks import verify as V
+from reasonrl.tasks import verify_pool as VP
 from reasonrl.tasks.verify import (
     batch_verify,
     compare,
@@ -192,10 +194,10 @@ def test_deciding_step(pred, gold, path):
 
 
 def test_parse_number_values():
-    assert parse_number("1,234.5") == (V.Fraction(2469, 2),)
-    assert parse_number("50%") == (V.Fraction(1, 2), V.Fraction(50))
-    assert parse_number("-\\frac{3}{4}") == (V.Fraction(-3, 4),)
-    assert parse_number("2.5e-2") == (V.Fraction(1, 40),)
+    assert parse_number("1,234.5") == (Fraction(2469, 2),)
+    assert parse_number("50%") == (Fraction(1, 2), Fraction(50))
+    assert parse_number("-\\frac{3}{4}") == (Fraction(-3, 4),)
+    assert parse_number("2.5e-2") == (Fraction(1, 40),)
     assert parse_number("1/0") is None
     assert parse_number("1,23") is None  # not a thousands grouping
     assert parse_number("x") is None
@@ -288,7 +290,7 @@ def test_python_payloads_are_never_evaluated(tmp_path):
     for payload in payloads:
         assert not is_equivalent(payload, "1", timeout=5.0)
         assert not verify(f"The answer is \\boxed{{{payload}}}", "None", timeout=5.0)
-        V._POOL.run(payload, "None", 5.0)  # straight to the worker, past every guard
+        VP._POOL.run(payload, "None", 5.0)  # straight to the worker, past every guard
     assert not target.exists()
 
 
@@ -296,11 +298,11 @@ def test_python_payloads_are_never_evaluated(tmp_path):
 
 
 def test_soft_limit_keeps_the_worker():
-    V._POOL.run("1", "1", 5.0)  # warm one worker
-    pids = [w.proc.pid for w in V._POOL.idle]
-    assert V._POOL.run("\\sin(1)^2+\\cos(1)^2", "1", 1e-4) is None  # parse + simplify take far longer than 0.1 ms
-    assert [w.proc.pid for w in V._POOL.idle] == pids  # same worker, still usable:
-    assert V._POOL.run("\\sin(1)^2+\\cos(1)^2", "1", 10.0) is True
+    VP._POOL.run("1", "1", 5.0)  # warm one worker
+    pids = [w.proc.pid for w in VP._POOL.idle]
+    assert VP._POOL.run("\\sin(1)^2+\\cos(1)^2", "1", 1e-4) is None  # parse + simplify take far longer than 0.1 ms
+    assert [w.proc.pid for w in VP._POOL.idle] == pids  # same worker, still usable:
+    assert VP._POOL.run("\\sin(1)^2+\\cos(1)^2", "1", 10.0) is True
 
 
 def test_a_pair_that_timed_out_is_not_retried_with_less_time():
@@ -314,15 +316,15 @@ def test_a_pair_that_timed_out_is_not_retried_with_less_time():
 
 
 def test_hard_limit_kills_a_stuck_worker():
-    V._POOL.run("1", "1", 5.0)
-    stuck = V._POOL.idle[-1].proc
+    VP._POOL.run("1", "1", 5.0)
+    stuck = VP._POOL.idle[-1].proc
     os.kill(stuck.pid, signal.SIGSTOP)  # a worker that never answers, like one inside a long C call
     start = time.monotonic()
-    assert V._POOL.run("\\sqrt{9}", "3", 0.2) is None
-    assert time.monotonic() - start < 0.2 + V.HARD_GRACE + 2.0
+    assert VP._POOL.run("\\sqrt{9}", "3", 0.2) is None
+    assert time.monotonic() - start < 0.2 + VP.HARD_GRACE + 2.0
     assert stuck.returncode is not None  # killed and reaped
-    assert all(w.proc is not stuck for w in V._POOL.idle)
-    assert V._POOL.run("\\sqrt{9}", "3", 10.0) is True  # a fresh worker takes over
+    assert all(w.proc is not stuck for w in VP._POOL.idle)
+    assert VP._POOL.run("\\sqrt{9}", "3", 10.0) is True  # a fresh worker takes over
 
 
 def _alive(pid: int) -> bool:
@@ -336,8 +338,8 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_worker_exits_when_its_parent_is_killed():
     code = (
-        "import os; from reasonrl.tasks import verify as V; V._POOL.run('1', '1', 5.0); "
-        "print(V._POOL.idle[0].proc.pid, flush=True); os.kill(os.getpid(), 9)"
+        "import os; from reasonrl.tasks import verify_pool as VP; VP._POOL.run('1', '1', 5.0); "
+        "print(VP._POOL.idle[0].proc.pid, flush=True); os.kill(os.getpid(), 9)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     worker = int(done.stdout.split()[0])
@@ -366,7 +368,7 @@ def _in_daemonic_worker(pred: str, gold: str) -> bool:
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_symbolic_inside_daemonic_pool_workers(method):
     assert is_equivalent("\\sqrt{9}", "3")  # the parent owns a worker before forking
-    parent_pids = [w.proc.pid for w in V._POOL.idle]
+    parent_pids = [w.proc.pid for w in VP._POOL.idle]
     # a spawned child cannot import this test module (pytest's importlib mode), so it runs the library function
     func = _in_daemonic_worker if method == "fork" else V.is_equivalent
     with multiprocessing.get_context(method).Pool(1) as pool:
@@ -374,17 +376,17 @@ def test_symbolic_inside_daemonic_pool_workers(method):
         assert children and all(p.daemon for p in children)
         got = pool.starmap_async(func, POOL_PAIRS).get(timeout=300)  # a lost task fails the test instead of hanging
     assert got == POOL_EXPECTED
-    assert [w.proc.pid for w in V._POOL.idle] == parent_pids  # children never touched the parent's worker
-    assert V._POOL.run("\\sqrt{16}", "4", 10.0) is True
+    assert [w.proc.pid for w in VP._POOL.idle] == parent_pids  # children never touched the parent's worker
+    assert VP._POOL.run("\\sqrt{16}", "4", 10.0) is True
 
 
 def test_worker_is_reset_after_fork():
     assert is_equivalent("\\sqrt{9}", "3")
-    before = V._POOL
+    before = VP._POOL
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: must not see the parent's idle workers
-        ok = V._POOL is not before and not V._POOL.idle
+        ok = VP._POOL is not before and not VP._POOL.idle
         os.write(write, b"1" if ok else b"0")
         os._exit(0)
     os.close(write)
@@ -428,7 +430,7 @@ def _fuzz(strings: list[str], monkeypatch) -> None:
         calls.append((pred, gold))
         return None
 
-    monkeypatch.setattr(V._POOL, "run", record)
+    monkeypatch.setattr(VP._POOL, "run", record)
     V._CACHE.clear()
     for s in strings:
         _check_string(s, calls)
@@ -462,7 +464,7 @@ def test_fuzz_with_real_sympy(strings):
         start = time.monotonic()
         for gold in ("42", "x+1"):
             assert isinstance(compare(s, gold, timeout=0.5).equal, bool)
-        assert time.monotonic() - start < 2 * (0.5 + V.HARD_GRACE) + 5.0
+        assert time.monotonic() - start < 2 * (0.5 + VP.HARD_GRACE) + 5.0
 
 
 @pytest.mark.slow
