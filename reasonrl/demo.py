@@ -16,8 +16,10 @@ from reasonrl.eval.report import print_rows
 DEMO_DIFFICULTY = 2
 
 
-# Held-out protocol of both stages: avg@4 at temperature 1 (the papers' avg@32 at T = 1, smaller), greedy beside it.
-EVAL = ["--train.eval_examples=200", "--train.eval_samples=4", "--train.eval_temperature=1.0"]
+def eval_args(quick: bool) -> list[str]:
+    """Held-out protocol of both stages: avg@4 at temperature 1 (the papers' avg@32 at T = 1, smaller), greedy
+    beside it; 200 problems (32 with --quick)."""
+    return [f"--train.eval_examples={32 if quick else 200}", "--train.eval_samples=4", "--train.eval_temperature=1.0"]
 
 
 def demo_config(run_dir: Path, quick: bool) -> Config:
@@ -26,7 +28,7 @@ def demo_config(run_dir: Path, quick: bool) -> Config:
     return load_config(None, [
         f"--data.difficulty={DEMO_DIFFICULTY}", "--data.num_train=20000", "--data.num_test=200",
         f"--train.steps={steps}", "--train.batch_size=32", f"--train.eval_every={steps // 3}",
-        f"--train.save_every={steps // 3}", *EVAL,
+        f"--train.save_every={steps // 3}", *eval_args(quick),
         "--optim.lr=3e-3", "--optim.warmup_steps=30", "--rollout.max_new_tokens=96",
         f"--model.tokenizer_path={run_dir / 'tokenizer'}", f"--log.run_dir={run_dir / 'sft'}",
     ])
@@ -39,7 +41,7 @@ def vapo_config(run_dir: Path, quick: bool) -> Config:
     return load_config(None, [
         f"--model.path={run_dir / 'sft' / 'final'}", f"--data.difficulty={DEMO_DIFFICULTY}",
         f"--train.steps={steps}", f"--train.eval_every={max(1, (steps + pretrain) // 3)}",
-        f"--train.save_every={steps}", *EVAL,
+        f"--train.save_every={steps}", *eval_args(quick),
         "--optim.lr=2e-5", "--optim.warmup_steps=0", "--optim.schedule=constant",
         "--rollout.num_samples=8", "--rollout.max_new_tokens=96", "--rl.algo=ppo", "--rl.prompts_per_step=16",
         "--rl.minibatch_size=64", f"--rl.value_pretrain_steps={pretrain}", "--rl.lam_critic=1.0",
