@@ -45,7 +45,11 @@ def _parser() -> argparse.ArgumentParser:
     cmds["reflection"].add_argument("--checkpoints", required=True,
                                     help="run dir, checkpoints dir, or comma-separated checkpoint dirs")
     cmds["reflection"].add_argument("--data", default="synthetic", choices=["synthetic", "gsm8k"])
-    cmds["reflection"].add_argument("--out", default=None, help="output dir (default: <run dir>/reflection_<data>)")
+    cmds["reflection"].add_argument("--probe", default="situational", choices=["situational", "self"],
+                                    help="situational: perturbed gold CoTs (paper Alg. 1); self: each checkpoint's "
+                                    "own wrong CoTs on the questions every checkpoint got wrong (Alg. 2)")
+    cmds["reflection"].add_argument("--out", default=None, help="output dir (default: <run dir>/reflection_<data>, "
+                                    "or reflection_self_<data> with --probe self)")
     cmds["reflection"].add_argument("--num-items", type=int, default=200, help="probe items per seed")
     cmds["reflection"].add_argument("--max-new-tokens", type=int, default=64)
     cmds["reflection"].add_argument("--trigger", action="append", dest="triggers", metavar="TEXT",
@@ -74,7 +78,7 @@ def run(argv: list[str]) -> int:
         from reasonrl.reflection.probe import reflection_command
 
         triggers = tuple("" if t == "none" else t for t in (args.triggers or ["none", "Wait,"]))
-        reflection_command(args.checkpoints, args.data, args.out, num_items=args.num_items,
+        reflection_command(args.checkpoints, args.data, args.out, probe=args.probe, num_items=args.num_items,
                            max_new_tokens=args.max_new_tokens, triggers=triggers, classifier=args.classifier)
         return 0
     if args.command == "demo":

@@ -1,9 +1,10 @@
 """Reflection probes across checkpoints (Rethinking Reflection in Pre-Training, arXiv 2504.04022, §4-5, Table 6).
 
-For each checkpoint x trigger x seed: continue adversarial chains of thought (situational reflection, Alg. 1),
-judge the final answer of the continuation against the gold answer, classify explicit reflection on the
-continuation only, and compute the paper's Table 3 metrics. Across checkpoints, each metric is correlated with
-log pre-training compute 6·N·D (Table 6) and plotted.
+For each checkpoint x trigger x seed: continue adversarial chains of thought (situational reflection, Alg. 1,
+or, with `probe="self"`, each checkpoint's own wrong ones: self-reflection, Alg. 2, see `self_probe`), judge the
+final answer of the continuation against the gold answer, classify explicit reflection on the continuation only,
+and compute the paper's Table 3 metrics. Across checkpoints, each metric is correlated with log pre-training
+compute 6·N·D (Tables 6 and 7) and plotted.
 
 Decoding [I]: greedy (temperature 0). The notes give greedy for BBH and TriviaQA and only stop strings for
 GSM8K, whose lm-eval task defaults to greedy; CruxEval's T = 0.2 is for code. Under greedy decoding the paper's
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from reasonrl.errors import UserError
@@ -32,6 +33,8 @@ from reasonrl.reflection.perturb import (
 from reasonrl.reflection.perturbations import PERTURBATIONS
 
 DATASETS = ("synthetic", "gsm8k")
+PROBES = ("situational", "self")
+"""Situational reflection (paper Alg. 1) or self-reflection (Alg. 2)."""
 GSM8K_STOP = ("</s>", "<|im_end|>")
 """Stop strings of the released gsm8k_adv task [C] (paper notes D.4)."""
 _FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
@@ -124,19 +127,27 @@ def prompt_template(data: str, tokenizer) -> tuple[str, str]:
     return format_prompt(tokenizer, "{question}") + "{cot}{trigger}", SYNTHETIC_TRIGGER_FORMAT
 
 
+def final_answer(data: str, text: str) -> str | None:
+    """The answer `text` ends on, or None. Synthetic: the last `\\boxed{}`. GSM8K: the last number
+    (flexible-extract, paper notes D.4) without commas, `$` and a trailing '.'."""
+    if data == "synthetic":
+        from reasonrl.tasks.answers import extract_boxed
+
+        return extract_boxed(text)
+    found = [m.group(0) for m in _FLEXIBLE.finditer(text)]
+    return found[-1].replace(",", "").replace("$", "").rstrip(".") if found else None
+
+
 def is_correct(data: str, continuation: str, gold: str) -> bool:
-    """Synthetic: the exact verifier (last `\\boxed{}`). GSM8K: the last number of the continuation
-    (flexible-extract, paper notes D.4), compared with the general verifier's equivalence."""
+    """Synthetic: the exact verifier (last `\\boxed{}`). GSM8K: `final_answer` of the continuation compared
+    with the general verifier's equivalence."""
     if data == "synthetic":
         from reasonrl.tasks.synthetic import verify
 
         return verify(continuation, gold)
     from reasonrl.tasks.verify import is_equivalent
 
-    found = [m.group(0) for m in _FLEXIBLE.finditer(continuation)]
-    if not found:
-        return False
-    pred = found[-1].replace(",", "").replace("$", "").rstrip(".")
+    pred = final_answer(data, continuation)
     return bool(pred) and is_equivalent(pred, gold)
 
 
@@ -159,28 +170,43 @@ def trigger_name(trigger: str) -> str:
 # ---------------------------------------------------------------- one checkpoint
 
 
-def probe_checkpoint(model, tokenizer, items: Sequence[dict], *, data: str, trigger: str, seed: int,
-                     max_new_tokens: int, classifier: ReflectionClassifier, batch_size: int = 64) -> list[dict]:
-    """One record per item: {id, seed, trigger, correct, reflective, continuation}."""
+def load_checkpoint(ckpt: Path):
+    """(model, tokenizer) of a checkpoint, the model in eval mode on the GPU when there is one."""
+    import torch
+
+    from reasonrl.model.tiny import load_model
+
+    model, tokenizer = load_model(ckpt)
+    return model.to(torch.device("cuda" if torch.cuda.is_available() else "cpu")).eval(), tokenizer
+
+
+def greedy_texts(model, tokenizer, prompts: Sequence[str], *, data: str, seed: int, max_new_tokens: int,
+                 batch_size: int = 64) -> list[str]:
+    """Greedy continuations of `prompts`, in order, with the dataset's stop strings (the probe's decoding)."""
     from reasonrl.rollout.sampler import SamplingParams, sample
 
-    template, trigger_format = prompt_template(data, tokenizer)
-    prompts = [build_prompt(it, trigger=trigger, template=template, trigger_format=trigger_format) for it in items]
     params = SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens, n=1, seed=seed,
                             stop=GSM8K_STOP if data == "gsm8k" else ())
     texts: list[str] = []
     for start in range(0, len(prompts), batch_size):
-        rollout = sample(model, tokenizer, prompts[start : start + batch_size], params)
+        rollout = sample(model, tokenizer, list(prompts[start : start + batch_size]), params)
         order = rollout.prompt_index.tolist()
         assert order == sorted(order), "sampler rows must follow prompt order when n == 1"
         texts += rollout.response_texts
-    out = []
-    for it, text in zip(items, texts, strict=True):
-        out.append({"id": it["id"], "seed": seed, "trigger": trigger_name(trigger), "perturbation": it["perturbation"],
-                    "correct": is_correct(data, text, it["gold_answer"]),
-                    "reflective": classifier.classify(it["question"], it["adversarial_cot"], text),
-                    "continuation": text})
-    return out
+    return texts
+
+
+def probe_checkpoint(model, tokenizer, items: Sequence[dict], *, data: str, trigger: str, seed: int,
+                     max_new_tokens: int, classifier: ReflectionClassifier, batch_size: int = 64) -> list[dict]:
+    """One record per item: {id, seed, trigger, perturbation, correct, reflective, continuation}."""
+    template, trigger_format = prompt_template(data, tokenizer)
+    prompts = [build_prompt(it, trigger=trigger, template=template, trigger_format=trigger_format) for it in items]
+    texts = greedy_texts(model, tokenizer, prompts, data=data, seed=seed, max_new_tokens=max_new_tokens,
+                         batch_size=batch_size)
+    return [{"id": it["id"], "seed": seed, "trigger": trigger_name(trigger), "perturbation": it["perturbation"],
+             "correct": is_correct(data, text, it["gold_answer"]),
+             "reflective": classifier.classify(it["question"], it["adversarial_cot"], text), "continuation": text}
+            for it, text in zip(items, texts, strict=True)]
 
 
 # ---------------------------------------------------------------- across checkpoints
@@ -188,41 +214,69 @@ def probe_checkpoint(model, tokenizer, items: Sequence[dict], *, data: str, trig
 
 def run_probe(checkpoints: list[Path], *, data: str = "synthetic", num_items: int = 200,
               seeds: Sequence[int] = (0, 1, 2), triggers: Sequence[str] = ("", "Wait,"), max_new_tokens: int = 64,
-              classifier: str = "rules", out_dir: Path, difficulty: int = 2, quiet: bool = False) -> dict:
-    """Probe every checkpoint; write `table.jsonl` (one row per checkpoint x trigger), `correlations.json`
-    ({trigger: paper Table 6 row}), `samples.jsonl` and `plots/<metric>.png`; print the table.
+              classifier: str = "rules", out_dir: Path, difficulty: int = 2, quiet: bool = False,
+              probe: str = "situational") -> dict:
+    """Probe every checkpoint, on perturbed gold CoTs (`probe="situational"`, paper Alg. 1) or on its own wrong CoTs
+    (`"self"`, Alg. 2: `self_probe.self_items`, one seed as the set has no random choices); write `table.jsonl`
+    (one row per checkpoint x trigger, with `probe`), `correlations.json` ({trigger: paper Table 6 / 7 row}),
+    `samples.jsonl`, `plots/<metric>.png` and for `"self"` `self_set.jsonl` (the CoTs fed back); print the table.
     Returns {"table": rows, "correlations": {...}, "out_dir": str}."""
-    import torch
+    _check_args(checkpoints, data=data, probe=probe, seeds=seeds, triggers=triggers, num_items=num_items)
+    judge = make_classifier(classifier)
+    out_dir = Path(out_dir)
+    items = _items_by_checkpoint(checkpoints, probe=probe, data=data, num_items=num_items, seeds=seeds,
+                                 difficulty=difficulty, max_new_tokens=max_new_tokens, out_dir=out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "samples.jsonl", "w", encoding="utf-8") as samples:
+        rows = [row for ckpt in checkpoints for row in _probe_one(
+            ckpt, items[str(ckpt)], probe=probe, data=data, triggers=triggers, max_new_tokens=max_new_tokens,
+            judge=judge, samples=samples)]
+    return _write_results(rows, out_dir, quiet=quiet)
 
-    from reasonrl.model.tiny import load_model
 
+def _check_args(checkpoints: Sequence[Path], *, data: str, probe: str, seeds: Sequence[int],
+                triggers: Sequence[str], num_items: int) -> None:
     if data not in DATASETS:
         raise UserError(f"--data: {data!r} is not one of {', '.join(DATASETS)}")
+    if probe not in PROBES:
+        raise UserError(f"--probe: {probe!r} is not one of {', '.join(PROBES)}")
     if not checkpoints or not seeds or not triggers or num_items < 1:
         raise UserError("reflection probe: needs at least one checkpoint, seed, trigger and item")
-    judge = make_classifier(classifier)
-    items_by_seed = {s: probe_items(data, num_items, seed=s, difficulty=difficulty) for s in seeds}
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    rows: list[dict] = []
-    with open(out_dir / "samples.jsonl", "w", encoding="utf-8") as samples:
-        for ckpt in checkpoints:
-            meta = read_meta(ckpt)
-            model, tokenizer = load_model(ckpt)
-            model.to(device).eval()
-            for trigger in triggers:
-                records = []
-                for seed in seeds:
-                    records += probe_checkpoint(model, tokenizer, items_by_seed[seed], data=data, trigger=trigger,
-                                                seed=seed, max_new_tokens=max_new_tokens, classifier=judge)
-                for r in records:
-                    samples.write(json.dumps({"step": meta["step"], **r}) + "\n")
-                m = reflection_metrics(records)
-                rows.append({"step": meta["step"], "trigger": trigger_name(trigger), "params": meta["params"],
-                             "tokens": meta["tokens_seen"], "compute": 6.0 * meta["params"] * meta["tokens_seen"],
-                             **{k: m[k] for k in METRICS}, "num_records": m["num_records"],
-                             "checkpoint": str(ckpt)})
+
+
+def _items_by_checkpoint(checkpoints: Sequence[Path], *, probe: str, data: str, num_items: int,
+                         seeds: Sequence[int], difficulty: int, max_new_tokens: int,
+                         out_dir: Path) -> dict[str, dict[int, list]]:
+    """{str(checkpoint): {seed: items}}: the same situational items for every checkpoint, or each one's self set."""
+    if probe == "self":
+        from reasonrl.reflection.self_probe import self_items
+
+        sets = self_items(checkpoints, data=data, num_items=num_items, seed=seeds[0], difficulty=difficulty,
+                          max_new_tokens=max_new_tokens, out_dir=out_dir)
+        return {ckpt: {seeds[0]: its} for ckpt, its in sets.items()}
+    by_seed = {s: probe_items(data, num_items, seed=s, difficulty=difficulty) for s in seeds}
+    return {str(ckpt): by_seed for ckpt in checkpoints}
+
+
+def _probe_one(ckpt: Path, items_by_seed: Mapping[int, Sequence[dict]], *, probe: str, data: str,
+               triggers: Sequence[str], max_new_tokens: int, judge: ReflectionClassifier, samples) -> list[dict]:
+    """One checkpoint's table rows, one per trigger; its records are written to `samples`."""
+    meta = read_meta(ckpt)
+    model, tokenizer = load_checkpoint(ckpt)
+    rows = []
+    for trigger in triggers:
+        records = [r for seed, items in items_by_seed.items()
+                   for r in probe_checkpoint(model, tokenizer, items, data=data, trigger=trigger, seed=seed,
+                                             max_new_tokens=max_new_tokens, classifier=judge)]
+        samples.writelines(json.dumps({"step": meta["step"], "probe": probe, **r}) + "\n" for r in records)
+        m = reflection_metrics(records)
+        rows.append({"step": meta["step"], "trigger": trigger_name(trigger), "probe": probe, "params": meta["params"],
+                     "tokens": meta["tokens_seen"], "compute": 6.0 * meta["params"] * meta["tokens_seen"],
+                     **{k: m[k] for k in METRICS}, "num_records": m["num_records"], "checkpoint": str(ckpt)})
+    return rows
+
+
+def _write_results(rows: list[dict], out_dir: Path, *, quiet: bool) -> dict:
     with open(out_dir / "table.jsonl", "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
     correlations = {t: _correlations([r for r in rows if r["trigger"] == t]) for t in _triggers(rows)}
@@ -274,17 +328,21 @@ def _print(rows: Sequence[dict], correlations: dict) -> None:
     from reasonrl.eval.report import print_rows
 
     short = ("acc", "expl_rate", "expl_acc", "impl_acc")
-    print_rows("reflection probe", [{"step": r["step"], "trigger": r["trigger"], "log10_compute":
+    probe = rows[0]["probe"]
+    print_rows(f"reflection probe ({probe})", [{"step": r["step"], "trigger": r["trigger"], "log10_compute":
                                      math.log10(r["compute"]), **{s: r[m] for s, m in zip(short, METRICS, strict=True)}}
                                     for r in rows])
-    print_rows("Pearson r with log compute (paper Table 6)",
+    print_rows(f"Pearson r with log compute (paper Table {7 if probe == 'self' else 6})",
                [{"trigger": t, **{s: ("n/a" if c[m] is None else c[m]) for s, m in zip(short, METRICS, strict=True)},
                  "ckpts_correcting": c["num_checkpoints_correcting"]} for t, c in correlations.items()])
 
 
-def reflection_command(args_checkpoints: str, data: str, out: str | None, **kw) -> dict:
-    """`reasonrl reflection --checkpoints DIR_OR_LIST --data NAME [--out DIR]`; `kw` go to `run_probe`.
-    Default output: `<run dir>/reflection_<data>` beside the first checkpoint's `checkpoints/` folder."""
+def reflection_command(args_checkpoints: str, data: str, out: str | None, *, probe: str = "situational",
+                       **kw) -> dict:
+    """`reasonrl reflection --checkpoints DIR_OR_LIST --data NAME [--probe self] [--out DIR]`; `kw` go to
+    `run_probe`. Default output beside the first checkpoint's `checkpoints/` folder: `<run dir>/reflection_<data>`,
+    or `<run dir>/reflection_self_<data>` for the self-reflection probe."""
     ckpts = parse_checkpoints(args_checkpoints)
-    out_dir = Path(out) if out else ckpts[0].parent.parent / f"reflection_{data}"
-    return run_probe(ckpts, data=data, out_dir=out_dir, **kw)
+    name = f"reflection_{data}" if probe == "situational" else f"reflection_{probe}_{data}"
+    out_dir = Path(out) if out else ckpts[0].parent.parent / name
+    return run_probe(ckpts, data=data, out_dir=out_dir, probe=probe, **kw)
