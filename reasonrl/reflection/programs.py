@@ -67,20 +67,21 @@ def parse_arithmetic(text: str) -> Expr:
     return expr
 
 
-def _parse_sum(tokens: list[str], i: int, depth: int) -> tuple[Expr, int]:
-    left, i = _parse_product(tokens, i, depth)
-    while i < len(tokens) and tokens[i] in ("+", "-"):
-        right, j = _parse_product(tokens, i + 1, depth)
+def _parse_left_assoc(tokens: list[str], i: int, depth: int, ops: tuple[str, ...], operand) -> tuple[Expr, int]:
+    """`operand (op operand)*` for the operators `ops` of one precedence level, folded to the left."""
+    left, i = operand(tokens, i, depth)
+    while i < len(tokens) and tokens[i] in ops:
+        right, j = operand(tokens, i + 1, depth)
         left, i = BinOp(tokens[i], left, right), j
     return left, i
+
+
+def _parse_sum(tokens: list[str], i: int, depth: int) -> tuple[Expr, int]:
+    return _parse_left_assoc(tokens, i, depth, ("+", "-"), _parse_product)
 
 
 def _parse_product(tokens: list[str], i: int, depth: int) -> tuple[Expr, int]:
-    left, i = _parse_unary(tokens, i, depth)
-    while i < len(tokens) and tokens[i] in ("*", "/"):
-        right, j = _parse_unary(tokens, i + 1, depth)
-        left, i = BinOp(tokens[i], left, right), j
-    return left, i
+    return _parse_left_assoc(tokens, i, depth, ("*", "/"), _parse_unary)
 
 
 def _parse_unary(tokens: list[str], i: int, depth: int) -> tuple[Expr, int]:
