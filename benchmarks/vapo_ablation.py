@@ -93,7 +93,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--eval-every", type=int, default=5)
     ap.add_argument("--eval-examples", type=int, default=200)
-    ap.add_argument("--value-pretrain", type=int, default=4, help="cap on VAPO's value-pretraining steps")
+    ap.add_argument("--value-pretrain", type=int, default=5, help="cap on VAPO's value-pretraining steps")
     ap.add_argument("--target", type=float, default=0.0, help="target held-out accuracy; 0 = SFT accuracy + 0.05")
     ap.add_argument("--jobs", type=int, default=1, help="trainings run at once (processes)")
     ap.add_argument("--only", default="", help="comma-separated variant names")

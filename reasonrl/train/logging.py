@@ -17,8 +17,10 @@ class MetricsLog:
         self.last: dict = {}  # the last record logged (on every process)
         if dist.is_main():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # A resumed run replays the steps after its checkpoint: drop their old lines.
-            kept = [line for line in read_metrics(self.path) if line.get("step", 0) <= resume_step]
+            # A resumed run replays the steps after its checkpoint: drop their old lines. A fresh run (step 0)
+            # keeps nothing, not even an earlier run's step-0 evaluation.
+            old = read_metrics(self.path) if resume_step > 0 else []
+            kept = [line for line in old if line.get("step", 0) <= resume_step]
             tmp = self.path.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
             tmp.replace(self.path)

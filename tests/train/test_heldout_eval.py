@@ -66,3 +66,16 @@ def test_final_eval_runs_once(tmp_path, eval_every):
     assert all("heldout_acc_greedy" in r for r in evals)
     assert result["heldout_acc"] == evals[-1]["heldout_acc"]
     assert result["heldout_acc_greedy"] == evals[-1]["heldout_acc_greedy"]
+
+
+def test_metrics_log_fresh_run_drops_an_earlier_runs_lines_and_resume_keeps_its_own(tmp_path):
+    from reasonrl.train.logging import MetricsLog, read_metrics
+
+    log = MetricsLog(tmp_path)
+    for step in (0, 1, 2, 3):
+        log.log({"step": step, "x": step})
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0, 1, 2, 3]
+    MetricsLog(tmp_path, resume_step=2)  # resumed from the step-2 checkpoint: step 3 will be replayed
+    assert [r["step"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [0, 1, 2]
+    fresh = MetricsLog(tmp_path)  # a new run in the same directory
+    assert read_metrics(tmp_path / "metrics.jsonl") == [] and fresh.last == {}
