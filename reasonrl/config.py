@@ -340,7 +340,25 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         sections = _field_types(Config)
         tp = _field_types(type(getattr(cfg, section))).get(key, str) if section in sections else str
         _apply(cfg, section, key, _parse_override_value(text, tp), "command line")
+    where = "command line" if path is None else f"{path} (with command-line overrides)" if overrides else str(path)
+    _check_ranges(cfg, where)
     return cfg
+
+
+def _check_ranges(cfg: Config, where: str) -> None:
+    """Values whose type is right but whose range is not (one line, exit 2, before anything runs)."""
+    t, r = cfg.train, cfg.rl
+    checks = [
+        (t.eval_samples >= 1, f"train.eval_samples must be >= 1, got {t.eval_samples}"),
+        (t.eval_temperature >= 0, f"train.eval_temperature must be >= 0 (0 = greedy), got {t.eval_temperature}"),
+        (0 < t.eval_top_p <= 1, f"train.eval_top_p must lie in (0, 1], got {t.eval_top_p}"),
+        (r.dual_clip == 0 or r.dual_clip > 1, f"rl.dual_clip must be 0 (off) or > 1, got {r.dual_clip}"),
+        (0 <= r.clip_low < 1 and r.clip_high >= 0, f"rl.clip_low must lie in [0, 1) and rl.clip_high be >= 0, "
+                                                    f"got {r.clip_low} / {r.clip_high}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(f"{where}: {message}")
 
 
 def to_dict(cfg: Config) -> dict[str, Any]:
