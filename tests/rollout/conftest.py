@@ -79,27 +79,13 @@ def scripted_model(rollout_tokenizer):
         ids[i, : len(p) + len(r)], mask[i, : len(p) + len(r)] = torch.tensor(p + r), 1
         labels[i, len(p) : len(p) + len(r)] = torch.tensor(r)  # learn the responses only
     opt = torch.optim.Adam(model.parameters(), lr=2e-2)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # session fixtures are built before the per-test `one_thread`
-    try:
-        for _ in range(300):
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if loss.item() < 2e-3:
-                break
-    finally:
-        torch.set_num_threads(threads)
+    for _ in range(300):
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if loss.item() < 2e-3:
+            break
     model.eval()
     assert loss.item() < 2e-2, f"scripted model failed to overfit (loss {loss.item():.4f})"
     return model
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Micro models gain nothing from a second thread, and on a shared machine its synchronisation costs a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
