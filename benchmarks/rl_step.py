@@ -39,12 +39,12 @@ from collections.abc import Callable, Iterator
 
 import torch
 import transformers
-from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedModel
+from transformers import PreTrainedModel
 
 from reasonrl.algo.advantages import group_advantages
 from reasonrl.config import Config, load_config
 from reasonrl.model.setup import build_tokenizer
-from reasonrl.model.tiny import num_params
+from reasonrl.model.tiny import build_shape, num_params
 from reasonrl.model.tokenizer import ASSISTANT
 from reasonrl.model.value import token_values, value_model_from_policy
 from reasonrl.optim import build_optimizer
@@ -62,16 +62,8 @@ ALGOS = ("grpo", "ppo")
 
 def build_policy(tokenizer, *, layers: int, width: int, seed: int = 0) -> PreTrainedModel:
     """A fresh Llama of `layers` x `width` (4 heads, MLP 3x) over the project tokenizer's vocabulary."""
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=width, intermediate_size=3 * width,
-                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
-                         max_position_embeddings=1024, tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
-                         eos_token_id=tokenizer.eos_token_id, bos_token_id=None)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    return model
+    return build_shape(tokenizer, seed=seed, hidden_size=width, intermediate_size=3 * width,
+                       num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4)
 
 
 def step_config(algo: str, args) -> Config:

@@ -44,6 +44,14 @@ def build_model(
     """A freshly initialised causal LM of the named preset, sized to `tokenizer`'s vocabulary."""
     if preset not in PRESETS:
         raise UserError(f"model.preset: unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    return build_shape(tokenizer, arch=arch, seed=seed, max_positions=max_positions, **PRESETS[preset])
+
+
+def build_shape(
+    tokenizer: PreTrainedTokenizerBase, *, arch: str = "llama", seed: int = 0, max_positions: int = 1024, **shape
+) -> PreTrainedModel:
+    """A freshly initialised causal LM of any `shape` (hidden_size, num_hidden_layers, ... as the transformers
+    config names them), tied embeddings, sized to `tokenizer`'s vocabulary; seeded without touching the global RNG."""
     config_cls = {"llama": LlamaConfig, "qwen2": Qwen2Config}[arch]
     config = config_cls(
         vocab_size=len(tokenizer),
@@ -52,7 +60,7 @@ def build_model(
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=None,
-        **PRESETS[preset],
+        **shape,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
