@@ -53,6 +53,14 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
+def optimizer_state(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """`optimizer.state_dict()`; for Dion in data-parallel mode (a process group set) the rank momenta differ and
+    their mean is the state, so they are averaged first: a collective, call it on every rank."""
+    if getattr(optimizer, "process_group", None) is not None:
+        optimizer.synchronize_for_checkpoint()
+    return optimizer.state_dict()
+
+
 def save_checkpoint(
     run_dir: str | Path,
     step: int,

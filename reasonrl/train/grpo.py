@@ -110,8 +110,6 @@ def train(cfg: Config) -> dict:
             bar.update(1)
             bar.set_postfix(acc=f"{record['acc']:.2f}", kept=f"{info['kept_fraction']:.2f}")
         if cfg.train.save_every and state["step"] % cfg.train.save_every == 0 or state["step"] == cfg.train.steps:
-            if dion_dp:
-                optimizer.synchronize_for_checkpoint()  # rank momenta differ; their mean is the state
             rl.save_rl_checkpoint(run_dir, state["step"], models={"": policy}, tokenizer=tokenizer,
                                   optimizers={"policy": optimizer}, scheduler=scheduler, state=state,
                                   n_params=n_params)

@@ -114,8 +114,6 @@ def train(cfg: Config) -> dict:
             bar.update(1)
             bar.set_postfix(acc=f"{record['acc']:.2f}", vloss=f"{record['value_loss']:.3f}")
         if cfg.train.save_every and state["step"] % cfg.train.save_every == 0 or state["step"] == total:
-            if dion_dp:
-                optimizer.synchronize_for_checkpoint()  # rank momenta differ; their mean is the state
             rl.save_rl_checkpoint(run_dir, state["step"], models={"": policy, "critic": critic}, tokenizer=tokenizer,
                                   optimizers={"policy": optimizer, "critic": critic_opt}, scheduler=scheduler,
                                   state=state, n_params=n_params)

@@ -256,7 +256,7 @@ def save_rl_checkpoint(run_dir: Path, step: int, *, models: dict, tokenizer, opt
 
     ckpt_lib.save_checkpoint(
         run_dir, step, models=models, tokenizer=tokenizer,
-        trainer_state={"optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+        trainer_state={"optimizers": {k: ckpt_lib.optimizer_state(o) for k, o in optimizers.items()},
                        "scheduler": scheduler.state_dict(), "progress": dict(state)},
         meta={"params": n_params, "tokens_seen": state.get("tokens_seen", 0),
               "compute": 6.0 * n_params * state.get("tokens_seen", 0)})

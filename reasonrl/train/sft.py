@@ -64,9 +64,7 @@ def train(cfg: Config) -> dict:
     world, accum = dist.world_size(), cfg.train.grad_accum
 
     def save(step: int, keep: bool) -> None:
-        if dion_dp:
-            optimizer.synchronize_for_checkpoint()  # rank momenta differ; their mean is the state
-        opt_state = optimizer.state_dict()
+        opt_state = ckpt_lib.optimizer_state(optimizer)
         ckpt_lib.save_checkpoint(
             run_dir, step, models={"": model}, tokenizer=tokenizer,
             trainer_state={"optimizer": None if sharded else opt_state, "scheduler": scheduler.state_dict(),
