@@ -42,7 +42,7 @@ from torch import Tensor
 from torch.distributed import ProcessGroup
 
 from reasonrl.optim import comm
-from reasonrl.optim.groups import scalar_step
+from reasonrl.optim.groups import check_group_algorithm, check_group_keys, scalar_step
 
 QRMethod = Literal["qr", "cqr", "rcqr"]
 
@@ -297,20 +297,13 @@ class Dion(torch.optim.Optimizer):
         self.last_step_bytes = 0
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        unknown = set(param_group) - _GROUP_KEYS
-        if unknown:
-            raise ValueError(f"Dion: unknown param-group keys {sorted(unknown)} (known: {sorted(_GROUP_KEYS)})")
+        check_group_keys("Dion", param_group, _GROUP_KEYS)
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         index = self.__dict__.setdefault("_index", {})  # position of each parameter over all groups: Q0 seeds
         for p in group["params"]:
             index[id(p)] = len(index)
-        if group["algorithm"] not in ("dion", "adamw", "lion"):
-            raise ValueError(f"Dion: algorithm must be dion, adamw or lion, got {group['algorithm']!r}")
-        if group["algorithm"] == "dion":
-            for p in group["params"]:
-                if p.ndim != 2:
-                    raise ValueError(f"Dion: algorithm 'dion' needs 2-D parameters, got shape {tuple(p.shape)}")
+        check_group_algorithm("Dion", group, "dion")
         if group["algorithm"] == "dion" and group["transpose"] is False and any(map(comm.is_dtensor, group["params"])):
             raise ValueError("Dion: FSDP2 (DTensor) matrices must run transposed; do not set transpose=False")
 

@@ -124,3 +124,22 @@ def scalar_step(param: Tensor, grad: Tensor, state: dict, group: dict) -> None:
         )
     else:
         raise AssertionError(f"unknown scalar algorithm {group['algorithm']!r}")
+
+
+def check_group_keys(optimizer: str, param_group: dict, known: set[str]) -> None:
+    """A param group for `optimizer` ("Muon", "Dion") may only set keys it knows (before defaults are filled)."""
+    unknown = set(param_group) - known
+    if unknown:
+        raise ValueError(f"{optimizer}: unknown param-group keys {sorted(unknown)} (known: {sorted(known)})")
+
+
+def check_group_algorithm(optimizer: str, group: dict, matrix_algorithm: str) -> None:
+    """A filled param group runs `matrix_algorithm` (2-D parameters only), "adamw" or "lion"."""
+    algorithm = group["algorithm"]
+    if algorithm not in (matrix_algorithm, "adamw", "lion"):
+        raise ValueError(f"{optimizer}: algorithm must be {matrix_algorithm}, adamw or lion, got {algorithm!r}")
+    if algorithm == matrix_algorithm:
+        for p in group["params"]:
+            if p.ndim != 2:
+                raise ValueError(f"{optimizer}: algorithm {matrix_algorithm!r} needs 2-D parameters, "
+                                 f"got shape {tuple(p.shape)}")

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from reasonrl.optim import comm
-from reasonrl.optim.groups import scalar_step
+from reasonrl.optim.groups import check_group_algorithm, check_group_keys, scalar_step
 
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 AdjustLR = Literal["original", "spectral", "rms"]
@@ -143,15 +143,9 @@ class Muon(torch.optim.Optimizer):
         self.state_dtype = state_dtype
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
-        unknown = set(param_group) - _GROUP_KEYS
-        if unknown:
-            raise ValueError(f"Muon: unknown param-group keys {sorted(unknown)} (known: {sorted(_GROUP_KEYS)})")
+        check_group_keys("Muon", param_group, _GROUP_KEYS)
         super().add_param_group(param_group)
-        group = self.param_groups[-1]
-        if group["algorithm"] not in ("muon", "adamw", "lion"):
-            raise ValueError(f"Muon: algorithm must be muon, adamw or lion, got {group['algorithm']!r}")
-        if group["algorithm"] == "muon" and any(p.ndim != 2 for p in group["params"]):
-            raise ValueError("Muon: algorithm 'muon' needs 2-D parameters")
+        check_group_algorithm("Muon", self.param_groups[-1], "muon")
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
