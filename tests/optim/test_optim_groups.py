@@ -80,3 +80,15 @@ def test_lion_hand_values():
     lion_update(p, torch.tensor([-1.0, -1.0]), m, lr=0.1, beta1=0.9, beta2=0.99, weight_decay=0.5)
     torch.testing.assert_close(p, torch.tensor([0.85, 1.05]))
     torch.testing.assert_close(m, torch.tensor([0.188, -0.406]))
+
+
+@pytest.mark.parametrize("name", ["muon", "dion"])
+def test_muon_and_dion_reject_bad_groups(name):
+    from reasonrl.optim import Dion, Muon
+
+    cls = {"muon": Muon, "dion": Dion}[name]
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: algorithm '{name}' needs 2-D parameters, got shape \(4,\)"):
+        cls([{"params": [torch.nn.Parameter(torch.zeros(4))]}])
+    with pytest.raises(ValueError, match=rf"{cls.__name__}: algorithm must be {name}, adamw or lion, got 'sgd'"):
+        cls([{"params": [torch.nn.Parameter(torch.zeros(4, 4))], "algorithm": "sgd"}])
+    cls([{"params": [torch.nn.Parameter(torch.zeros(4))], "algorithm": "adamw"}])  # 1-D is fine outside the matrix path
