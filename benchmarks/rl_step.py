@@ -46,7 +46,7 @@ from reasonrl.config import Config, load_config
 from reasonrl.model.setup import build_tokenizer
 from reasonrl.model.tiny import build_shape, num_params
 from reasonrl.model.tokenizer import ASSISTANT
-from reasonrl.model.value import token_values, value_model_from_policy
+from reasonrl.model.value import value_model_from_policy
 from reasonrl.optim import build_optimizer
 from reasonrl.tasks.prompts import format_prompt
 from reasonrl.tasks.synthetic import generate as synthetic
@@ -136,9 +136,7 @@ def ours_ppo(policy, tokenizer, records: list[dict], cfg: Config, total_steps: i
         prompts = rl.step_prompts(records, step=i, round_=0, num=cfg.rl.prompts_per_step, seed=cfg.train.seed)
         batch, _ = rl.rollout_and_score(policy, tokenizer, prompts, cfg, seed)
         rollout_s = seconds_since(start)
-        with torch.no_grad():
-            values = token_values(critic, batch.input_ids, batch.attention_mask)
-        batch = ppo.compute_advantages(batch, values, cfg, pretraining=False)
+        batch = ppo.critic_advantages(critic, batch, cfg, pretraining=False)
         rl.critic_update(critic, critic_opt, batch, cfg, seed=seed)
         rl.policy_update(policy, optimizer, batch, cfg, seed=seed + 1)
         scheduler.step()

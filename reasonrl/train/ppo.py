@@ -49,6 +49,14 @@ def compute_advantages(batch: rl.Batch, values: torch.Tensor, cfg: Config, *, pr
     return batch
 
 
+def critic_advantages(critic, batch: rl.Batch, cfg: Config, *, pretraining: bool) -> rl.Batch:
+    """The critic's values of the rollout (no gradient), then `compute_advantages`."""
+    with torch.no_grad():
+        values = token_values(critic, batch.input_ids, batch.attention_mask,
+                              prompt_len=rl.shareable_prompt_len(batch, cfg))
+    return compute_advantages(batch, values, cfg, pretraining=pretraining)
+
+
 def train(cfg: Config) -> dict:
     run_dir, device, resume_from, policy, tokenizer = start_run(cfg)
     if resume_from:
@@ -93,10 +101,7 @@ def train(cfg: Config) -> dict:
         batch = batch.to(device)
         t1 = time.perf_counter()
         # values -> advantages
-        with torch.no_grad():
-            values = token_values(critic, batch.input_ids, batch.attention_mask,
-                                  prompt_len=batch.prompt_len if cfg.rl.share_prompt else 0)
-        batch = compute_advantages(batch, values, cfg, pretraining=pretraining)
+        batch = critic_advantages(critic, batch, cfg, pretraining=pretraining)
         # update: critic always, policy once value pretraining is over
         stats = rl.critic_update(critic, critic_opt, batch, cfg, seed=seed)
         if not pretraining:

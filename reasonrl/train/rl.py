@@ -131,6 +131,11 @@ def concat(batches: list[Batch], pad_id: int) -> Batch:
     return Batch(**out)
 
 
+def shareable_prompt_len(batch: Batch, cfg: Config) -> int:
+    """The prompt width teacher forcing may run once per distinct prompt (`rl.share_prompt`), else 0."""
+    return batch.prompt_len if cfg.rl.share_prompt else 0
+
+
 def global_count(x: torch.Tensor) -> float:
     return float(dist.all_reduce_sum(x.detach().float().sum().reshape(1)).item())
 
@@ -157,7 +162,7 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
         mb = batch.rows(idx)
         num_tokens = global_count(mb.mask)
         num_seqs = global_count(mb.mask.any(dim=1))
-        p = mb.prompt_len if rl.share_prompt else 0
+        p = shareable_prompt_len(mb, cfg)
         logp, entropy = sequence_logprobs(policy, mb.input_ids, mb.attention_mask, prompt_len=p,
                                           temperature=max(cfg.rollout.temperature, 1e-6), return_entropy=True)
         loss, stats = policy_loss(logp, mb.old_logp, mb.advantages, mb.mask, clip_low=rl.clip_low,
@@ -203,8 +208,7 @@ def critic_update(critic, optimizer, batch: Batch, cfg: Config, *, seed: int) ->
     for idx in minibatches(batch.size, cfg, seed):
         mb = batch.rows(idx)
         num_tokens = global_count(mb.mask)
-        values = token_values(critic, mb.input_ids, mb.attention_mask,
-                              prompt_len=mb.prompt_len if cfg.rl.share_prompt else 0)
+        values = token_values(critic, mb.input_ids, mb.attention_mask, prompt_len=shareable_prompt_len(mb, cfg))
         loss, stats = value_loss(values, mb.old_values, mb.returns, mb.mask, clip=cfg.rl.value_clip or None,
                                  agg="token-mean", num_tokens=num_tokens)
         if _finite_everywhere(loss):
