@@ -72,7 +72,7 @@ def train(cfg: Config) -> dict:
     train_records = load_split(cfg.data, "train")
     test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
 
-    policy, optimizer, dion_dp = policy_and_optimizer(policy, cfg)  # dion_dp: Dion syncs, no DDP all-reduce
+    policy, optimizer = policy_and_optimizer(policy, cfg)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
     state = {"step": 0, "tokens_seen": 0}
     if resume_from:
@@ -98,7 +98,7 @@ def train(cfg: Config) -> dict:
         batch.advantages = adv[:, None] * batch.mask
         # update
         stats = rl.policy_update(policy, optimizer, batch, cfg, seed=rl.step_seed(cfg.train.seed, step, 99),
-                                 ref_model=ref_model, local_grads=dion_dp)
+                                 ref_model=ref_model)
         scheduler.step()
         t2 = time.perf_counter()
         # log -> eval -> checkpoint

@@ -71,7 +71,7 @@ def train(cfg: Config) -> dict:
     train_records = load_split(cfg.data, "train")
     test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
 
-    policy, optimizer, dion_dp = policy_and_optimizer(policy, cfg)  # dion_dp: Dion syncs, no DDP all-reduce
+    policy, optimizer = policy_and_optimizer(policy, cfg)
     critic = dist.wrap_model(critic, cfg.dist.strategy)
     critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.rl.critic_lr, betas=tuple(cfg.optim.betas))
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
@@ -105,8 +105,7 @@ def train(cfg: Config) -> dict:
         # update: critic always, policy once value pretraining is over
         stats = rl.critic_update(critic, critic_opt, batch, cfg, seed=seed)
         if not pretraining:
-            stats.update(rl.policy_update(policy, optimizer, batch, cfg, seed=seed + 1, ref_model=ref_model,
-                                          local_grads=dion_dp))
+            stats.update(rl.policy_update(policy, optimizer, batch, cfg, seed=seed + 1, ref_model=ref_model))
             scheduler.step()
         t2 = time.perf_counter()
         # log -> eval -> checkpoint

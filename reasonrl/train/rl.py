@@ -29,6 +29,7 @@ from reasonrl.tasks.sources import verifier_for
 from reasonrl.tasks.verify import extract_answer
 from reasonrl.train.data import micro_batch_indices
 from reasonrl.train.grad import clip_grad, clip_grad_synced
+from reasonrl.train.run import dion_data_parallel
 
 
 @dataclass
@@ -151,11 +152,11 @@ def minibatches(n: int, cfg: Config, seed: int) -> list[torch.Tensor]:
     return out
 
 
-def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, ref_model=None,
-                  local_grads: bool = False) -> dict:
+def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, ref_model=None) -> dict:
     """PPO-clip epochs over minibatches (+ positive-example NLL, + KL to a reference); returns mean stats.
-    `local_grads`: the policy is not DDP-wrapped (Dion's data-parallel mode), so clipping syncs the norm."""
+    In Dion's data-parallel mode the policy is not DDP-wrapped, so gradients are local and clipping syncs the norm."""
     rl, world = cfg.rl, dist.world_size()
+    local_grads = dion_data_parallel(cfg)
     acc: dict[str, list[float]] = {}
     skipped = 0
     for idx in minibatches(batch.size, cfg, seed):

@@ -36,13 +36,14 @@ def dion_data_parallel(cfg: Config) -> bool:
 
 
 def policy_and_optimizer(model: torch.nn.Module, cfg: Config):
-    """Wrap `model` for the configured strategy and build its optimizer: `(model, optimizer, dion_dp)`."""
+    """Wrap `model` for the configured strategy and build its optimizer: `(model, optimizer)`; in Dion's
+    data-parallel mode (`dion_data_parallel`) the model stays unwrapped and the optimizer gets the process group."""
     from reasonrl.optim import build_optimizer, comm
 
     dion_dp = dion_data_parallel(cfg)
     model = model if dion_dp else dist.wrap_model(model, cfg.dist.strategy)
     optimizer = build_optimizer(dist.unwrap(model), cfg.optim, process_group=comm.world_group() if dion_dp else None)
-    return model, optimizer, dion_dp
+    return model, optimizer
 
 
 def progress_bar(cfg: Config, total: int, initial: int, desc: str):

@@ -24,7 +24,7 @@ from reasonrl.train import checkpoint as ckpt_lib
 from reasonrl.train.data import collate, encode_records, micro_batch_indices
 from reasonrl.train.grad import clip_grad_synced
 from reasonrl.train.logging import MetricsLog
-from reasonrl.train.run import finish_run, policy_and_optimizer, progress_bar, start_run
+from reasonrl.train.run import dion_data_parallel, finish_run, policy_and_optimizer, progress_bar, start_run
 from reasonrl.train.schedule import build_scheduler
 
 
@@ -49,7 +49,8 @@ def train(cfg: Config) -> dict:
     examples = encode_records(tokenizer, train_records, template=cfg.data.prompt_template, max_len=cfg.data.max_len)
 
     # Dion's data-parallel mode: no DDP gradient all-reduce; the optimizer averages its thin factors itself.
-    model, optimizer, dion_dp = policy_and_optimizer(model, cfg)
+    model, optimizer = policy_and_optimizer(model, cfg)
+    dion_dp = dion_data_parallel(cfg)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
     sharded = dist.is_dist() and cfg.dist.strategy == "fsdp2"
     state = {"step": 0, "tokens_seen": 0}

@@ -169,18 +169,19 @@ cfg = load_config(None, ["--rl.minibatch_size=8", "--rl.loss_agg=" + sys.argv[2]
 half = N // dist.world_size()
 mine = batch.rows(torch.arange(dist.rank() * half, (dist.rank() + 1) * half))
 if sys.argv[3] == "sgd":
-    model, local = dist.wrap_model(model, "ddp"), False
+    model = dist.wrap_model(model, "ddp")
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
 else:  # Dion: with 2 processes its data-parallel mode (no DDP; P / R factors averaged), clipping on
-    from reasonrl.train.run import policy_and_optimizer
+    from reasonrl.train.run import dion_data_parallel, policy_and_optimizer
     cfg = load_config(None, ["--rl.minibatch_size=8", "--rl.loss_agg=" + sys.argv[2], "--rl.pos_nll_coef=0.1",
                              "--train.max_grad_norm=0.5", "--optim.name=dion", "--optim.lr=0.05",
                              "--optim.rank_fraction=0.5", "--optim.warmup_steps=0"])
-    model, opt, local = policy_and_optimizer(model, cfg)
-    assert local == (dist.world_size() == 2)
+    model, opt = policy_and_optimizer(model, cfg)
+    assert dion_data_parallel(cfg) == (dist.world_size() == 2)
+    assert dist.world_size() == 1 or model is dist.unwrap(model)  # 2 processes: Dion's own sync, no DDP
 init = {k: v.clone() for k, v in dist.unwrap(model).state_dict().items()}
 for _ in range(2):
-    policy_update(model, opt, mine, cfg, seed=0, local_grads=local)
+    policy_update(model, opt, mine, cfg, seed=0)
 if dist.rank() == 0:
     w = dist.unwrap(model).state_dict()
     torch.save({"w": w, "moved": max((w[k] - init[k]).abs().max().item() for k in w)}, sys.argv[1])
