@@ -24,6 +24,7 @@ from reasonrl.algo.losses import value_loss
 from reasonrl.config import load_config
 from reasonrl.model.tiny import load_model
 from reasonrl.model.value import token_values, value_model_from_policy
+from reasonrl.reward import build_reward
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import rl
 from reasonrl.train.ppo import compute_advantages
@@ -35,7 +36,7 @@ def rollouts(policy, tokenizer, cfg, steps: range) -> rl.Batch:
     """One batch of `len(steps)` x 8 prompts x 8 samples, returns filled with lambda-1 (Monte-Carlo) targets."""
     records = load_split(cfg.data, "train")
     parts = [rl.rollout_and_score(policy, tokenizer, rl.step_prompts(records, step=s, round_=0, num=8, seed=0),
-                                  cfg, s)[0] for s in steps]
+                                  cfg, s, build_reward(cfg))[0] for s in steps]
     batch = rl.concat(parts, tokenizer.pad_token_id)
     return compute_advantages(batch, torch.zeros(batch.mask.shape), cfg, pretraining=True)
 

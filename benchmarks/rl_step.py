@@ -48,6 +48,7 @@ from reasonrl.model.tiny import build_shape, num_params
 from reasonrl.model.tokenizer import ASSISTANT
 from reasonrl.model.value import value_model_from_policy
 from reasonrl.optim import build_optimizer
+from reasonrl.reward import build_reward
 from reasonrl.tasks.prompts import format_prompt
 from reasonrl.tasks.synthetic import generate as synthetic
 from reasonrl.tasks.synthetic import verify
@@ -111,7 +112,7 @@ def ours_grpo(policy, tokenizer, records: list[dict], cfg: Config, total_steps: 
 
     def step(i: int) -> tuple[int, float]:
         start = time.perf_counter()
-        batch, _ = grpo.collect(policy, tokenizer, records, cfg, i)
+        batch, _ = grpo.collect(policy, tokenizer, records, cfg, i, build_reward(cfg))
         rollout_s = seconds_since(start)
         adv = group_advantages(batch.scores, cfg.rollout.num_samples, normalize_std=cfg.rl.group_std)  # (N,)
         batch.advantages = adv[:, None] * batch.mask
@@ -134,7 +135,7 @@ def ours_ppo(policy, tokenizer, records: list[dict], cfg: Config, total_steps: i
         start = time.perf_counter()
         seed = rl.step_seed(cfg.train.seed, i, 0)
         prompts = rl.step_prompts(records, step=i, round_=0, num=cfg.rl.prompts_per_step, seed=cfg.train.seed)
-        batch, _ = rl.rollout_and_score(policy, tokenizer, prompts, cfg, seed)
+        batch, _ = rl.rollout_and_score(policy, tokenizer, prompts, cfg, seed, build_reward(cfg))
         rollout_s = seconds_since(start)
         batch = ppo.critic_advantages(critic, batch, cfg, pretraining=False)
         rl.critic_update(critic, critic_opt, batch, cfg, seed=seed)

@@ -226,14 +226,22 @@ class RLConfig:
     """DAPO Eq. 13 soft overlong punishment added to the reward."""
     overlong_cache: int = 16
     """DAPO L_cache in tokens (L_max is `rollout.max_new_tokens`)."""
-    reward_correct: float = 1.0
-    """Reward of a verified-correct answer."""
-    reward_wrong: float = -1.0
-    """Reward of a wrong answer."""
-    reward_no_answer: float = -1.0
-    """Reward of a response without an extractable answer."""
     recompute_old_logp: bool = False
     """Recompute old log-probs with a forward pass instead of using the sampler's (equal within 1e-4 in fp32)."""
+
+
+@dataclass
+class RewardConfig:
+    """How responses are scored: one plug-in interface for every trainer (`reasonrl.reward`)."""
+
+    kind: str = "verifier"
+    """Reward plug-in (`reasonrl.reward.KINDS`): `verifier` (answer checking); paper kinds add their own."""
+    correct: float = 1.0
+    """Reward of a verified-correct answer."""
+    wrong: float = -1.0
+    """Reward of a wrong answer (Concise RL: -0.5)."""
+    no_answer: float = -1.0
+    """Reward of a response without an extractable answer."""
 
 
 @dataclass
@@ -263,6 +271,7 @@ class Config:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     rl: RLConfig = field(default_factory=RLConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
     log: LogConfig = field(default_factory=LogConfig)
     dist: DistConfig = field(default_factory=DistConfig)
 
@@ -356,6 +365,10 @@ def _check_ranges(cfg: Config, where: str) -> None:
         (0 <= r.clip_low < 1 and r.clip_high >= 0, f"rl.clip_low must lie in [0, 1) and rl.clip_high be >= 0, "
                                                     f"got {r.clip_low} / {r.clip_high}"),
     ]
+    from reasonrl.reward.base import KINDS  # here, not at the top: reward.base imports this module
+
+    known = ", ".join(sorted(KINDS))
+    checks.append((cfg.reward.kind in KINDS, f"reward.kind {cfg.reward.kind!r} is not one of {known}"))
     for ok, message in checks:
         if not ok:
             raise UserError(f"{where}: {message}")

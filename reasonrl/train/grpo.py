@@ -21,6 +21,7 @@ from reasonrl.algo.filters import dynamic_sampling_mask, varied_reward_mask
 from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
 from reasonrl.model.tiny import num_params
+from reasonrl.reward import Reward, build_reward
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
 from reasonrl.train import rl
@@ -32,7 +33,7 @@ PLOT_KEYS = ["reward", "acc", "heldout_acc", "heldout_acc_greedy",
              "resp_len", "entropy", "kept_fraction", "clipfrac_high"]
 
 
-def collect(policy, tokenizer, train_records, cfg: Config, step: int) -> tuple[rl.Batch, dict]:
+def collect(policy, tokenizer, train_records, cfg: Config, step: int, reward: Reward) -> tuple[rl.Batch, dict]:
     """Rollout + reward, with DAPO dynamic sampling: keep informative groups until the batch is full."""
     group = cfg.rollout.num_samples
     want = max(1, cfg.rl.prompts_per_step // dist.world_size())  # groups this process should hold
@@ -44,7 +45,7 @@ def collect(policy, tokenizer, train_records, cfg: Config, step: int) -> tuple[r
         records = rl.step_prompts(train_records, step=step, round_=round_, num=cfg.rl.prompts_per_step,
                                   seed=cfg.train.seed)
         batch, info = rl.rollout_and_score(policy, tokenizer, records, cfg, rl.step_seed(cfg.train.seed, step,
-                                                                                        round_, dist.rank()))
+                                                                                        round_, dist.rank()), reward)
         truncated += info["num_truncated"]
         score_time += info["time_score"]
         num_seen += batch.size // group
@@ -70,6 +71,7 @@ def train(cfg: Config) -> dict:
     ref_model = copy.deepcopy(policy).eval().requires_grad_(False).to(device) if cfg.rl.kl_coef > 0 else None
     policy.to(device).train()
     train_records = load_split(cfg.data, "train")
+    reward = build_reward(cfg, tokenizer=tokenizer, device=dist.device())
     test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
 
     policy, optimizer = policy_and_optimizer(policy, cfg)
@@ -90,7 +92,7 @@ def train(cfg: Config) -> dict:
         step = state["step"]
         t0 = time.perf_counter()
         # rollout -> reward -> filter
-        batch, info = collect(policy, tokenizer, train_records, cfg, step)
+        batch, info = collect(policy, tokenizer, train_records, cfg, step, reward)
         batch = batch.to(device)
         t1 = time.perf_counter()
         # advantages: group-normalised outcome reward on every response token

@@ -24,6 +24,7 @@ from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
 from reasonrl.model.tiny import num_params
 from reasonrl.model.value import load_value_model, token_values, value_model_from_policy
+from reasonrl.reward import build_reward
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
 from reasonrl.train import rl
@@ -69,6 +70,7 @@ def train(cfg: Config) -> dict:
     policy.to(device).train()
     critic.to(device).train()
     train_records = load_split(cfg.data, "train")
+    reward = build_reward(cfg, tokenizer=tokenizer, device=device)
     test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
 
     policy, optimizer = policy_and_optimizer(policy, cfg)
@@ -97,7 +99,7 @@ def train(cfg: Config) -> dict:
         # rollout -> reward
         records = rl.step_prompts(train_records, step=step, round_=0, num=cfg.rl.prompts_per_step,
                                   seed=cfg.train.seed)
-        batch, info = rl.rollout_and_score(policy, tokenizer, records, cfg, seed)
+        batch, info = rl.rollout_and_score(policy, tokenizer, records, cfg, seed, reward)
         batch = batch.to(device)
         t1 = time.perf_counter()
         # values -> advantages

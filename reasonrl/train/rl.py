@@ -19,14 +19,13 @@ import torch
 from reasonrl import dist
 from reasonrl.algo.kl import KL_ESTIMATORS
 from reasonrl.algo.losses import aggregate, policy_loss, positive_nll, value_loss
-from reasonrl.algo.rewards import outcome_reward, overlong_penalty
+from reasonrl.algo.rewards import overlong_penalty
 from reasonrl.config import Config
 from reasonrl.model.logprobs import sequence_logprobs
 from reasonrl.model.value import token_values
+from reasonrl.reward import Responses, Reward
 from reasonrl.rollout.sampler import Rollout, SamplingParams, sample
 from reasonrl.tasks.prompts import format_prompt
-from reasonrl.tasks.sources import verifier_for
-from reasonrl.tasks.verify import extract_answer
 from reasonrl.train.data import micro_batch_indices
 from reasonrl.train.grad import clip_grad, clip_grad_synced
 from reasonrl.train.run import dion_data_parallel
@@ -80,29 +79,31 @@ def sampling_params(cfg: Config, seed: int) -> SamplingParams:
                           n=r.num_samples, stop=tuple(r.stop), seed=seed, backend=r.backend)
 
 
-def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed: int) -> tuple[Batch, dict]:
-    """Sample `rollout.num_samples` responses per record, verify them and turn them into scalar rewards."""
+def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed: int, reward: Reward
+                      ) -> tuple[Batch, dict]:
+    """Sample `rollout.num_samples` responses per record and score them with the configured reward plug-in
+    (`reasonrl.reward`), plus DAPO's overlong shaping when on."""
     prompts = [format_prompt(tokenizer, r["prompt"], cfg.data.prompt_template) for r in records]
     policy.eval()
     with torch.no_grad():
         ro: Rollout = sample(dist.unwrap(policy), tokenizer, prompts, sampling_params(cfg, seed))
     policy.train()
     t_score = time.perf_counter()
-    verifier = verifier_for(cfg.data)
-    gold = [records[int(i)]["answer"] for i in ro.prompt_index]
-    correct = torch.tensor([verifier(t, g) for t, g in zip(ro.response_texts, gold, strict=True)])
-    answered = torch.tensor([extract_answer(t) is not None for t in ro.response_texts]) | correct
-    scores = outcome_reward(correct, answered=answered, correct_reward=cfg.rl.reward_correct,
-                            wrong_reward=cfg.rl.reward_wrong, no_answer_reward=cfg.rl.reward_no_answer)
     lengths = ro.response_mask.sum(dim=1)
+    rows = [int(i) for i in ro.prompt_index]
+    scored = reward(Responses(records=[records[i] for i in rows], prompts=[prompts[i] for i in rows],
+                              texts=ro.response_texts, lengths=lengths,
+                              truncated=torch.tensor([f == "length" for f in ro.finish_reasons], dtype=torch.bool),
+                              group=ro.prompt_index.clone()))
+    scores = scored.scores.float()
     if cfg.rl.overlong_penalty:
         scores = scores + overlong_penalty(lengths, max_len=cfg.rollout.max_new_tokens,
                                            cache_len=cfg.rl.overlong_cache)
     batch = Batch(input_ids=ro.input_ids, attention_mask=ro.attention_mask, mask=ro.response_mask,
-                  old_logp=ro.logprobs, scores=scores.float(), correct=correct, lengths=lengths,
+                  old_logp=ro.logprobs, scores=scores, correct=scored.correct, lengths=lengths,
                   prompt_len=ro.prompt_len)
     info = {"num_truncated": sum(f == "length" for f in ro.finish_reasons),
-            "time_score": time.perf_counter() - t_score}
+            "time_score": time.perf_counter() - t_score, **{f"reward/{k}": v for k, v in scored.stats.items()}}
     return batch, info
 
 
