@@ -1,6 +1,6 @@
 """Pure tensor math for RL post-training; imports torch only.
 
-advantages: gae, decoupled_gae, length_adaptive_lambda, group_advantages, whiten
+advantages: gae, decoupled_gae, length_adaptive_lambda, group_advantages, masked_moments, whiten
 losses:     aggregate, policy_loss, value_loss, explained_variance, positive_nll
 rewards:    outcome_reward, overlong_penalty, token_level_rewards
 filters:    dynamic_sampling_group_mask, dynamic_sampling_mask

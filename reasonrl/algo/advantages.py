@@ -121,23 +121,35 @@ def group_advantages(
     return adv.reshape(-1)  # (B,)
 
 
-def whiten(x: Tensor, mask: Tensor, *, shift_mean: bool = True, unbiased: bool = True, eps: float = 1e-8) -> Tensor:
+def masked_moments(x: Tensor, mask: Tensor) -> Tensor:
+    """`(count, sum, sum of squares)` of `x` over the True positions of `mask`, as a float64 `(3,)` tensor.
+
+    Sums, so the moments of a batch split over processes are the sum of each part's (`dist.all_reduce_sum`);
+    float64 keeps `sum_sq - sum^2 / n` in `whiten` free of cancellation for advantages of any scale.
+    """
+    v = torch.where(mask, x, 0.0).double()  # (B, T)
+    return torch.stack([mask.sum().double(), v.sum(), v.square().sum()])  # (3,)
+
+
+def whiten(x: Tensor, mask: Tensor, *, shift_mean: bool = True, unbiased: bool = True, eps: float = 1e-8,
+           moments: Tensor | None = None) -> Tensor:
     """PPO advantage normalisation over the valid tokens: `(x - mean) / sqrt(var + eps)`.
 
     mean and var are taken over the True positions of the whole `(B, T)` tensor, so call it on the full
-    rollout batch before splitting it into micro-batches. `shift_mean=False` keeps the mean:
-    `(x - mean) / sqrt(var + eps) + mean`. No paper specifies the variance (VAPO does not even say
-    whether it whitens); verl uses the unbiased masked variance, so that is the default [S], and
-    `unbiased=False` gives the population one.
+    rollout batch before splitting it into micro-batches. When the batch is split over processes, pass
+    `moments`, the `masked_moments` summed over all of them: then every process whitens with the statistics
+    of the whole batch (var = (sum_sq - n mean^2) / (n - 1)), as one process holding it would.
+    `shift_mean=False` keeps the mean: `(x - mean) / sqrt(var + eps) + mean`. No paper specifies the variance
+    (VAPO does not even say whether it whitens); verl uses the unbiased masked variance, so that is the
+    default [S], and `unbiased=False` gives the population one.
 
     Returns:
         `(B, T)`, 0 where `mask` is False.
     """
-    num = mask.sum()  # ()
-    mean = torch.where(mask, x, 0.0).sum() / num  # ()
-    centered = torch.where(mask, x - mean, 0.0)  # (B, T)
-    var = centered.square().sum() / (num - int(unbiased))  # ()
-    out = centered * torch.rsqrt(var + eps)  # (B, T)
+    num, total, total_sq = (masked_moments(x, mask) if moments is None else moments.double()).unbind()
+    mean = total / num  # ()
+    var = (total_sq - num * mean * mean).clamp(min=0.0) / (num - int(unbiased))  # ()
+    out = ((x - mean) * torch.rsqrt(var + eps)).to(x.dtype)  # (B, T)
     if not shift_mean:
-        out = out + mean
+        out = out + mean.to(x.dtype)
     return torch.where(mask, out, 0.0)  # (B, T)

@@ -4,7 +4,14 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from reasonrl.algo.advantages import decoupled_gae, gae, group_advantages, length_adaptive_lambda, whiten
+from reasonrl.algo.advantages import (
+    decoupled_gae,
+    gae,
+    group_advantages,
+    length_adaptive_lambda,
+    masked_moments,
+    whiten,
+)
 
 T_, F_ = True, False
 
@@ -169,3 +176,18 @@ def test_whiten_hand_values():
     assert_close(whiten(x, mask), _t([[-1, 0, 0], [1, 0, 0]]))
     assert_close(whiten(x, mask, unbiased=False), _t([[-1.2247449, 0, 0], [1.2247449, 0, 0]]))
     assert_close(whiten(x, mask, shift_mean=False), _t([[2, 3, 0], [4, 0, 0]]))
+
+
+def test_whiten_with_summed_moments_equals_the_whole_batch():
+    # the batch of test_whiten_hand_values split in two "processes": rows 0 and 1
+    # moments: row 0 -> (2, 1 + 3, 1 + 9) = (2, 4, 10); row 1 -> (1, 5, 25); summed (3, 9, 35)
+    # mean 3, unbiased var (35 - 3 * 9) / 2 = 4: whitened [-1, 0] and [1], as on the whole batch
+    x = _t([[1, 3, 99], [5, 99, 99]])
+    mask = torch.tensor([[T_, T_, F_], [T_, F_, F_]])
+    m0, m1 = masked_moments(x[:1], mask[:1]), masked_moments(x[1:], mask[1:])
+    assert m0.tolist() == [2.0, 4.0, 10.0] and m1.tolist() == [1.0, 5.0, 25.0]
+    total = m0 + m1
+    assert_close(whiten(x[:1], mask[:1], moments=total), _t([[-1, 0, 0]]))
+    assert_close(whiten(x[1:], mask[1:], moments=total), _t([[1, 0, 0]]))
+    # each part on its own statistics is not the same thing: row 1 alone has one value and var 0/0
+    assert not torch.allclose(whiten(x[:1], mask[:1]), _t([[-1, 0, 0]]))
