@@ -20,6 +20,7 @@ COMMANDS = {
     "rl": "RL post-training: PPO, VAPO (rl.algo=ppo) or GRPO, DAPO (rl.algo=grpo); see configs/",
     "eval": "sample answers on a benchmark and report mean@N, pass@k, lengths, no-answer rate",
     "reflection": "probe checkpoints with adversarial chains of thought: accuracy and explicit reflection vs compute",
+    "retro-search": "Retro-Search (arXiv 2504.04383): revise correct traces into shorter correct ones (resumable)",
     "demo": "the main job on the embedded default: world -> tokenizer -> model -> SFT -> eval",
 }
 
@@ -57,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     cmds["reflection"].add_argument("--classifier", default="rules", help='"rules" or "judge:<local HF model dir>"')
     cmds["demo"].add_argument("--run-dir", default="runs/demo", help="where everything is written")
     cmds["demo"].add_argument("--quick", action="store_true", help="a much shorter run, for checking")
+    from reasonrl.retro.args import add_arguments as add_retro_arguments
+
+    add_retro_arguments(cmds["retro-search"])
     return p
 
 
@@ -80,6 +84,13 @@ def run(argv: list[str]) -> int:
         triggers = tuple("" if t == "none" else t for t in (args.triggers or ["none", "Wait,"]))
         reflection_command(args.checkpoints, args.data, args.out, probe=args.probe, num_items=args.num_items,
                            max_new_tokens=args.max_new_tokens, triggers=triggers, classifier=args.classifier)
+        return 0
+    if args.command == "retro-search":
+        if overrides:
+            raise UserError("command line: retro-search takes no config overrides; see reasonrl retro-search --help")
+        from reasonrl.retro.args import run_command
+
+        run_command(args)
         return 0
     if args.command == "demo":
         if overrides:
