@@ -19,6 +19,7 @@ COMMANDS = {
     "sft": "supervised fine-tuning on synthetic traces or a JSONL file (resumable)",
     "rl": "RL post-training: PPO, VAPO (rl.algo=ppo) or GRPO, DAPO (rl.algo=grpo); see configs/",
     "eval": "sample answers on a benchmark and report mean@N, pass@k, lengths, no-answer rate",
+    "swirl-data": "SWiRL: tool-use trajectories (scripted or sampled) -> judges -> filtered step-wise SFT / RL data",
     "reflection": "probe checkpoints with adversarial chains of thought: accuracy and explicit reflection vs compute",
     "retro-search": "Retro-Search (arXiv 2504.04383): revise correct traces into shorter correct ones (resumable)",
     "demo": "the main job on the embedded default: world -> tokenizer -> model -> SFT -> eval",
@@ -29,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reasonrl", description="RL post-training of reasoning language models.")
     sub = p.add_subparsers(dest="command", metavar="<command>", required=True)
     cmds = {name: sub.add_parser(name, help=help_, description=help_) for name, help_ in COMMANDS.items()}
-    for name in ("world", "tokenizer", "init-model", "sft", "rl", "eval"):
+    for name in ("world", "tokenizer", "init-model", "sft", "rl", "eval", "swirl-data"):
         cmds[name].add_argument("--config", help="TOML config file (see configs/)")
         cmds[name].epilog = "Any config field can be overridden with --section.key=value."
     cmds["world"].add_argument("--out", required=True, help="output JSONL file")
@@ -43,6 +44,15 @@ def _parser() -> argparse.ArgumentParser:
     cmds["eval"].add_argument("--data", help="synthetic, gsm8k, math500, aime24, amc23 or a JSONL path")
     cmds["eval"].add_argument("--num-samples", type=int, help="samples per problem (sets eval.num_samples)")
     cmds["eval"].add_argument("--out", help="output directory (default: log.run_dir)")
+    cmds["eval"].add_argument("--tools", action="store_true", help="SWiRL multi-step tool use on the swirl.task test "
+                              "questions: accuracy, steps used, tool errors, process score")
+    cmds["swirl-data"].add_argument("--out", required=True, help="output directory")
+    cmds["swirl-data"].add_argument("--source", choices=["scripted", "model"], default="model",
+                                    help="model: sample model.path at rollout.temperature; scripted: the world's "
+                                    "scripted solutions with injected mistakes (the base policy's SFT data)")
+    cmds["swirl-data"].add_argument("--num-questions", type=int, default=0, help="training questions (0: all)")
+    cmds["swirl-data"].add_argument("--num-per-question", type=int, default=5, help="trajectories each (paper: 5)")
+    cmds["swirl-data"].add_argument("--mistake-rate", type=float, default=0.3, help="scripted: P(a step is a mistake)")
     cmds["reflection"].add_argument("--checkpoints", required=True,
                                     help="run dir, checkpoints dir, or comma-separated checkpoint dirs")
     cmds["reflection"].add_argument("--data", default="synthetic", choices=["synthetic", "gsm8k"])
@@ -124,6 +134,15 @@ def run(argv: list[str]) -> int:
         from reasonrl.train import run_rl
 
         run_rl(cfg)
+    elif args.command == "eval" and args.tools:
+        from reasonrl.swirl.evaluate import eval_tools_command
+
+        eval_tools_command(cfg, out_dir=args.out)
+    elif args.command == "swirl-data":
+        from reasonrl.swirl.data import swirl_data_command
+
+        swirl_data_command(cfg, out=args.out, source=args.source, num_questions=args.num_questions,
+                           num_per_question=args.num_per_question, mistake_rate=args.mistake_rate)
     elif args.command == "eval":
         from reasonrl.eval.evaluate import evaluate
 

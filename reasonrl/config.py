@@ -245,6 +245,32 @@ class RewardConfig:
 
 
 @dataclass
+class SwirlConfig:
+    """SWiRL (arXiv 2504.04736, `reasonrl.swirl`): the toy tool-use worlds, judges and multi-step episodes."""
+
+    task: Literal["qa", "math"] = "qa"
+    """Toy world: 2-hop QA over a generated knowledge base with search, or word problems with the calculator."""
+    judge: str = "program"
+    """Process / outcome judge: `program` (the toy worlds' checkers) or a local HF model directory (LLM prompts)."""
+    judge_noise: float = 0.0
+    """Probability that a programmatic judge's label is flipped (seed-papers.md E.6: inject some label noise)."""
+    max_steps: int = 0
+    """Most steps per episode; 0 = the paper's 5 for QA and 10 for math."""
+    step_tokens: int = 40
+    """Most new tokens per step (one chain of thought and one action)."""
+    kb_people: int = 120
+    """People (articles) in the generated knowledge base."""
+    kb_seed: int = 0
+    """Knowledge-base generator seed."""
+    hotpotqa: bool = True
+    """Also index the HotpotQA sample's paragraphs (../shared/data/hotpotqa) in the search corpus."""
+    result_chars: int = 400
+    """A search result (one article) is cut to this many characters."""
+    math_difficulty: int = 1
+    """Synthetic-world difficulty of the math word problems."""
+
+
+@@dataclass
 class LogConfig:
     run_dir: str = "runs/default"
     """Directory for checkpoints, metrics.jsonl, plots and the resolved config."""
@@ -272,6 +298,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     rl: RLConfig = field(default_factory=RLConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
+    swirl: SwirlConfig = field(default_factory=SwirlConfig)
     log: LogConfig = field(default_factory=LogConfig)
     dist: DistConfig = field(default_factory=DistConfig)
 

@@ -56,6 +56,7 @@ class Reward(Protocol):
 
 KINDS: dict[str, str] = {
     "verifier": "reasonrl.reward.verifier:build",
+    "process": "reasonrl.swirl.reward:build",
 }
 
 
