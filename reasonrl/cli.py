@@ -20,6 +20,7 @@ COMMANDS = {
     "rl": "RL post-training: PPO, VAPO (rl.algo=ppo) or GRPO, DAPO (rl.algo=grpo); see configs/",
     "eval": "sample answers on a benchmark and report mean@N, pass@k, lengths, no-answer rate",
     "swirl-data": "SWiRL: tool-use trajectories (scripted or sampled) -> judges -> filtered step-wise SFT / RL data",
+    "rm-train": "Pairwise-RL (arXiv 2504.04950): train a pairwise YES/NO judge or a Bradley-Terry reward model",
     "reflection": "probe checkpoints with adversarial chains of thought: accuracy and explicit reflection vs compute",
     "retro-search": "Retro-Search (arXiv 2504.04383): revise correct traces into shorter correct ones (resumable)",
     "demo": "the main job on the embedded default: world -> tokenizer -> model -> SFT -> eval",
@@ -30,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reasonrl", description="RL post-training of reasoning language models.")
     sub = p.add_subparsers(dest="command", metavar="<command>", required=True)
     cmds = {name: sub.add_parser(name, help=help_, description=help_) for name, help_ in COMMANDS.items()}
-    for name in ("world", "tokenizer", "init-model", "sft", "rl", "eval", "swirl-data"):
+    for name in ("world", "tokenizer", "init-model", "sft", "rl", "eval", "swirl-data", "rm-train"):
         cmds[name].add_argument("--config", help="TOML config file (see configs/)")
         cmds[name].epilog = "Any config field can be overridden with --section.key=value."
     cmds["world"].add_argument("--out", required=True, help="output JSONL file")
@@ -130,6 +131,10 @@ def run(argv: list[str]) -> int:
         from reasonrl.train.sft import train
 
         train(cfg)
+    elif args.command == "rm-train":
+        from reasonrl.pairwise.rm_train import rm_train
+
+        rm_train(cfg)
     elif args.command == "rl":
         from reasonrl.train import run_rl
 

@@ -270,7 +270,62 @@ class SwirlConfig:
     """Synthetic-world difficulty of the math word problems."""
 
 
-@@dataclass
+@dataclass
+class PairwiseConfig:
+    """Pairwise-RL (arXiv 2504.04950, `reasonrl.pairwise`): judges, `reasonrl rm-train`, the `pairwise` reward.
+    The paper's text was not available (notes B.3 [I]); its open details are the options below."""
+
+    data: str = "synthetic"
+    """rm-train pairs: `synthetic` (the preference world, `reasonrl.pairwise.world`) or a JSONL path with
+    prompt / chosen / rejected fields (the last `num_test` lines are held out)."""
+    num_train: int = 4000
+    """Synthetic preference world: training pairs."""
+    num_test: int = 500
+    """Held-out pairs (synthetic: drawn from the world's test split; JSONL: the file's last lines)."""
+    seed: int = 0
+    """Synthetic preference world: generator seed."""
+    label_scale: float = 3.0
+    """Synthetic labeler: P(A > B) = sigmoid(label_scale (u_A - u_B)) (notes B.7's k)."""
+    offset: float = 0.6
+    """Synthetic labeler: the prompt-dependent offset b(x) on re-checks for prompts about OFFSET_ITEMS."""
+    judge: Literal["generative", "bt"] = "generative"
+    """rm-train: the generative YES/NO judge, or the Bradley-Terry scalar baseline."""
+    swap: bool = True
+    """rm-train (generative): train on every pair in both orders with flipped labels (notes B.3 [I])."""
+    chosen_first: float = 0.75
+    """rm-train without `swap`: each pair is shown once, the chosen response first with this probability (a
+    position-biased collection; 1.0 = always first, as a (prompt, chosen, rejected) file reads)."""
+    template: str = "{prompt}\nA: {a}\nB: {b}\nA better: "
+    """Generative judge prompt; the next token is `yes` or `no` (their first tokens must differ)."""
+    yes: str = "YES"
+    """Answer string meaning A is better (its first token is read); e.g. " Yes" for a real HF LM."""
+    no: str = "NO"
+    """Answer string meaning B is better."""
+    max_length: int = 512
+    """Judge input tokens; a longer input keeps its end."""
+    num_bins: int = 10
+    """Equal-width bins of the ECE and the reliability plot."""
+    judge_path: str = ""
+    """`pairwise` reward: a judge directory written by rm-train (`<run_dir>/judge`)."""
+    anchor: Literal["reference", "best_of_n", "sample", "none"] = "reference"
+    """`pairwise` reward: the anchor y* of s(y, y*): the record's reference answer (`anchor_field`), the judge's
+    best of `best_of_n` samples of the initial policy, another sample of the same prompt (self-play), or `none`
+    (a Bradley-Terry judge's scalar r(x, y): the classic RLHF reward)."""
+    anchor_field: str = "response"
+    """Record field holding the reference answer (the synthetic world's gold response is `response`)."""
+    best_of_n: int = 4
+    """`best_of_n` anchor: reference-policy samples per prompt (sampled once per prompt, then cached)."""
+    debias: bool = True
+    """`pairwise` reward: s = 1/2 (p(y > y*) + 1 - p(y* > y)) (both orders in one forward pass); False: p(y > y*)."""
+    center: bool = True
+    """`pairwise` reward: use s - 1/2 (notes B.3: "optionally centred")."""
+    scale: float = 2.0
+    """`pairwise` reward: multiply the (centred) score; 2 maps s in [0, 1] to [-1, 1] like the verifier's +-1."""
+    judge_batch_size: int = 64
+    """Pairs per judge forward pass."""
+
+
+@dataclass
 class LogConfig:
     run_dir: str = "runs/default"
     """Directory for checkpoints, metrics.jsonl, plots and the resolved config."""
@@ -298,6 +353,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     rl: RLConfig = field(default_factory=RLConfig)
     reward: RewardConfig = field(default_factory=RewardConfig)
+    pairwise: PairwiseConfig = field(default_factory=PairwiseConfig)
     swirl: SwirlConfig = field(default_factory=SwirlConfig)
     log: LogConfig = field(default_factory=LogConfig)
     dist: DistConfig = field(default_factory=DistConfig)

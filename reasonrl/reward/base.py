@@ -57,6 +57,7 @@ class Reward(Protocol):
 KINDS: dict[str, str] = {
     "verifier": "reasonrl.reward.verifier:build",
     "process": "reasonrl.swirl.reward:build",
+    "pairwise": "reasonrl.pairwise.reward:build",
 }
 
 

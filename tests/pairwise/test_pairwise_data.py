@@ -1,0 +1,65 @@
+"""Swap augmentation, the synthetic preference world's promises, and the preference JSONL loader's errors."""
+
+import json
+import math
+
+import pytest
+
+from reasonrl.errors import UserError
+from reasonrl.pairwise.rm_train import Example, swap_augment
+from reasonrl.pairwise.world import OFFSET_ITEMS, has_recheck, load_preferences, preference_set, prompt_offset
+from reasonrl.tasks.synthetic import verify
+
+PAIRS = [{"prompt": "p1", "chosen": "c1", "rejected": "r1"}, {"prompt": "p2", "chosen": "c2", "rejected": "r2"}]
+
+
+def test_swap_augmentation_adds_the_flipped_copy():
+    rows = swap_augment(PAIRS, swap=True)
+    assert rows == [Example("p1", "c1", "r1", 1), Example("p1", "r1", "c1", 0),
+                    Example("p2", "c2", "r2", 1), Example("p2", "r2", "c2", 0)]
+
+
+def test_without_swap_each_pair_once_in_a_biased_order():
+    assert swap_augment(PAIRS, swap=False, chosen_first=1.0) == [Example("p1", "c1", "r1", 1),
+                                                                 Example("p2", "c2", "r2", 1)]
+    many = [{"prompt": f"p{i}", "chosen": "c", "rejected": "r"} for i in range(2000)]
+    rows = swap_augment(many, swap=False, chosen_first=0.75, seed=1)
+    assert len(rows) == 2000
+    assert sum(r.label for r in rows) / 2000 == pytest.approx(0.75, abs=0.03)  # 3 sigma at n = 2000 is 0.029
+    assert all((r.a, r.b) == ("c", "r") if r.label else (r.a, r.b) == ("r", "c") for r in rows)
+
+
+def test_preference_world_quality_labels_and_offset():
+    pairs = preference_set(1500, seed=0, label_scale=3.0, offset=0.6)
+    for p in pairs[:200]:
+        # hidden quality is correctness under the world's own verifier; the anchor is the gold answer
+        assert p["quality_chosen"] == float(verify(p["chosen"], p["answer"]))
+        assert p["quality_rejected"] == float(verify(p["rejected"], p["answer"]))
+        assert verify(p["anchor"], p["answer"]) and not has_recheck(p["anchor"])
+        assert p["offset"] == (0.6 if any(f"many {i} " in p["prompt"] for i in OFFSET_ITEMS) else 0.0)
+        u_c = p["quality_chosen"] + p["offset"] * has_recheck(p["chosen"])
+        u_r = p["quality_rejected"] + p["offset"] * has_recheck(p["rejected"])
+        assert p["p_chosen"] == pytest.approx(1 / (1 + math.exp(-3.0 * (u_c - u_r))))
+    # labels are noisy but informative: the better answer usually wins
+    differ = [p for p in pairs if p["quality_chosen"] != p["quality_rejected"]]
+    assert 0.85 < sum(p["quality_chosen"] > p["quality_rejected"] for p in differ) / len(differ) < 0.99
+    # the offset: among equally good pairs that differ in a re-check, the re-check wins more on offset prompts
+    def recheck_wins(with_offset: bool) -> float:
+        sel = [p for p in pairs if p["quality_chosen"] == p["quality_rejected"] and (p["offset"] > 0) == with_offset
+               and has_recheck(p["chosen"]) != has_recheck(p["rejected"])]
+        return sum(has_recheck(p["chosen"]) for p in sel) / len(sel)
+    assert recheck_wins(True) > 0.75 and abs(recheck_wins(False) - 0.5) < 0.15  # sigmoid(1.8) = 0.86 vs 0.5
+    assert prompt_offset("How many coins does Dan have now?", 0.6) == 0.6
+    assert prompt_offset("How many beads does Dan have now?", 0.6) == 0.0
+
+
+def test_preference_jsonl_errors_name_file_and_line(tmp_path):
+    path = tmp_path / "prefs.jsonl"
+    path.write_text(json.dumps(PAIRS[0]) + "\n" + json.dumps({"prompt": "p", "chosen": "c"}) + "\n")
+    with pytest.raises(UserError, match=r"prefs.jsonl:2: field 'rejected'"):
+        load_preferences(path)
+    path.write_text("{not json\n")
+    with pytest.raises(UserError, match=r"prefs.jsonl:1: malformed JSON"):
+        load_preferences(path)
+    with pytest.raises(UserError, match="file not found"):
+        load_preferences(tmp_path / "missing.jsonl")

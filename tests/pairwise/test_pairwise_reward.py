@@ -1,0 +1,84 @@
+"""The `pairwise` reward kind: s(y, y*) against the reference anchor equals the judge asked in both orders by hand,
+centred and scaled; self-play anchors; the scalar Bradley-Terry mode; configuration errors."""
+
+import pytest
+import torch
+
+from reasonrl.config import load_config
+from reasonrl.errors import UserError
+from reasonrl.model.tiny import build_model
+from reasonrl.model.value import value_model_from_policy
+from reasonrl.pairwise.judges import BradleyTerryJudge, GenerativeJudge, save_judge
+from reasonrl.pairwise.reward import sibling_anchors
+from reasonrl.reward import Responses, build_reward
+
+REC = {"prompt": "Ana has 7 coins. She buys 5 more. How many coins does Ana have now?", "answer": "12",
+       "response": "Start with 7. 7 + 5 = 12. The answer is \\boxed{12}."}
+TEXTS = ["Start with 7. 7 + 5 = 12. Wait, 7 + 5 = 12. The answer is \\boxed{12}.",
+         "Start with 7. 7 + 5 = 13. The answer is \\boxed{13}."]
+
+
+def _responses(texts, group=None) -> Responses:
+    n = len(texts)
+    return Responses(records=[REC] * n, prompts=["formatted"] * n, texts=texts, lengths=torch.full((n,), 10),
+                     truncated=torch.zeros(n, dtype=torch.bool),
+                     group=torch.zeros(n, dtype=torch.long) if group is None else group)
+
+
+@pytest.fixture(scope="module")
+def judge_dirs(tmp_path_factory, world_tokenizer):
+    model = build_model("micro", world_tokenizer, seed=5).eval()
+    torch.nn.init.normal_(model.lm_head.weight, std=0.5)
+    out = tmp_path_factory.mktemp("judges")
+    gen = GenerativeJudge(model, world_tokenizer)
+    save_judge(gen, out / "gen")
+    rm = value_model_from_policy(model)
+    torch.nn.init.normal_(rm.score.weight, std=1.0)
+    bt = BradleyTerryJudge(rm.eval(), world_tokenizer)
+    save_judge(bt, out / "bt")
+    return {"gen": (out / "gen", gen), "bt": (out / "bt", bt)}
+
+
+def test_reference_anchor_reward_is_centred_debiased_score(judge_dirs):
+    path, judge = judge_dirs["gen"]
+    cfg = load_config(None, ["--reward.kind=pairwise", f"--pairwise.judge_path={path}", "--pairwise.scale=2.0"])
+    scored = build_reward(cfg)(_responses(TEXTS))
+    for i, y in enumerate(TEXTS):
+        p_ya = judge.prob_better(REC["prompt"], y, REC["response"])  # y first, the anchor second
+        p_ay = judge.prob_better(REC["prompt"], REC["response"], y)
+        s = 0.5 * (p_ya + 1 - p_ay)
+        assert scored.scores[i].item() == pytest.approx(2.0 * (s - 0.5), abs=1e-5)
+    assert scored.correct.tolist() == [True, False]  # the verifier still reports accuracy
+    assert scored.stats["recheck_offset"] == 0.5  # "coins" carries the world's offset; one of two re-checks
+    assert 0.0 <= scored.stats["consistency"] <= 1.0
+
+
+def test_uncentred_single_order_reward(judge_dirs):
+    path, judge = judge_dirs["gen"]
+    cfg = load_config(None, ["--reward.kind=pairwise", f"--pairwise.judge_path={path}", "--pairwise.scale=1.0",
+                             "--pairwise.center=false", "--pairwise.debias=false"])
+    scored = build_reward(cfg)(_responses(TEXTS[:1]))
+    assert scored.scores[0].item() == pytest.approx(judge.prob_better(REC["prompt"], TEXTS[0], REC["response"]),
+                                                    abs=1e-5)
+
+
+def test_sibling_anchors_pair_samples_of_one_prompt():
+    # groups [0, 0, 1, 1, 1]: each sample's anchor is the next sample of its own prompt, cyclically
+    out = sibling_anchors(["a", "b", "c", "d", "e"], torch.tensor([0, 0, 1, 1, 1]))
+    assert out == ["b", "a", "d", "e", "c"]
+    with pytest.raises(UserError, match="num_samples >= 2"):
+        sibling_anchors(["a", "b"], torch.tensor([0, 1]))
+
+
+def test_scalar_bradley_terry_mode(judge_dirs):
+    path, judge = judge_dirs["bt"]
+    cfg = load_config(None, ["--reward.kind=pairwise", f"--pairwise.judge_path={path}", "--pairwise.anchor=none",
+                             "--pairwise.scale=1.0"])
+    scored = build_reward(cfg)(_responses(TEXTS))
+    assert torch.allclose(scored.scores, judge.reward_batch([REC["prompt"]] * 2, TEXTS).float(), atol=1e-5)
+    gen_cfg = load_config(None, ["--reward.kind=pairwise", f"--pairwise.judge_path={judge_dirs['gen'][0]}",
+                                 "--pairwise.anchor=none"])
+    with pytest.raises(UserError, match="needs a Bradley-Terry judge"):
+        build_reward(gen_cfg)
+    with pytest.raises(UserError, match="pairwise.judge_path"):
+        build_reward(load_config(None, ["--reward.kind=pairwise"]))
