@@ -66,8 +66,8 @@ def run_episodes(model, tokenizer, records: list[dict], *, tools: Mapping[str, C
             break
         for start in range(0, len(live), batch_size):
             chunk = live[start : start + batch_size]
-            states = [template.replace("{prompt}", states(episodes[i])[-1]) for i in chunk]
-            out = sample(model, tokenizer, states, replace(params, seed=params.seed + 1000 * round_ + start))
+            inputs = [template.replace("{prompt}", states(episodes[i])[-1]) for i in chunk]
+            out = sample(model, tokenizer, inputs, replace(params, seed=params.seed + 1000 * round_ + start))
             for i, text in zip(chunk, out.response_texts, strict=True):
                 step = run_step(cut_step(text), tools)
                 episodes[i]["steps"].append(step)

@@ -148,30 +148,27 @@ OUTCOME_PROMPT = (
 
 
 class LLMJudge:
-    """P(first token of `yes`) / (P(yes) + P(no)) at the next token after a formatted prompt, on a local causal LM.
+    """P(yes) / (P(yes) + P(no)) at the first token where the two answer strings differ, after the formatted prompt
+    and their shared leading tokens (a tiny byte-level tokenizer may split " GOOD" and " BAD" into " " + word).
     The prompt is cut from the left to `max_length` tokens (the judged step is at the end)."""
 
     def __init__(self, model, tokenizer, *, yes: str, no: str, max_length: int = 1024):
         self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
-        self.yes_id, self.no_id = _first_token(tokenizer, yes), _first_token(tokenizer, no)
-        if self.yes_id == self.no_id:
-            raise UserError(f"swirl judge: the tokenizer gives {yes!r} and {no!r} the same first token")
+        y, n = tokenizer.encode(yes, add_special_tokens=False), tokenizer.encode(no, add_special_tokens=False)
+        k = next((i for i, (a, b) in enumerate(zip(y, n, strict=False)) if a != b), None)
+        if k is None:
+            raise UserError(f"swirl judge: the tokenizer cannot tell {yes!r} from {no!r} by one token")
+        self.shared, self.yes_id, self.no_id = y[:k], y[k], n[k]
 
     def prob(self, prompt: str) -> float:
         import torch
 
-        ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"][:, -self.max_length :]
+        ids = self.tokenizer.encode(prompt, add_special_tokens=False) + self.shared
+        ids = torch.tensor([ids[-self.max_length :]])  # (1, T)
         device = next(self.model.parameters()).device
         with torch.no_grad():
             logits = self.model(input_ids=ids.to(device)).logits[0, -1].float()  # (V,)
         return torch.stack([logits[self.yes_id], logits[self.no_id]]).softmax(-1)[0].item()
-
-
-def _first_token(tokenizer, text: str) -> int:
-    ids = tokenizer.encode(text, add_special_tokens=False)
-    if not ids:
-        raise UserError(f"swirl judge: the tokenizer encodes {text!r} as no tokens")
-    return ids[0]
 
 
 def llm_process_judge(model, tokenizer, *, prompt: str = PROCESS_PROMPT) -> ProcessJudge:
