@@ -150,6 +150,9 @@ class RolloutConfig:
     """Stop strings besides the EOS token."""
     batch_size: int = 64
     """Sequences generated together."""
+    compile: bool = False
+    """torch.compile the built-in engine's decode step (rollout/compiled.py); off: on CPU it does not pay yet
+    (docs/benchmarks.md)."""
 
 
 @dataclass

@@ -25,7 +25,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from reasonrl.rollout.banned import BannedWords, token_texts
 from reasonrl.rollout.cache import cache_kwarg, keep_rows, make_cache, repeat_rows
-from reasonrl.rollout.fast_step import DecodeStep, supports_fast_step
+from reasonrl.rollout.compiled import compiled_step
+from reasonrl.rollout.fast_step import DecodeStep, decode_logits, supports_fast_step
 from reasonrl.rollout.processors import choose_tokens
 from reasonrl.rollout.tools import ToolFn, closing_tags, run_tool
 from reasonrl.rollout.triggers import completed_needles, could_end, tail_tokens
@@ -116,7 +117,8 @@ class Decoder:
         live = set(range(self.num_rows))  # rows still sampling; finished rows stay in the batch until dropped
         fast = None
         if self.params.fast_step and supports_fast_step(self.model, cache):
-            fast = DecodeStep(self.model, cache, int(pos0.max()) + max_new)
+            step_fn = compiled_step() if self.params.compile else decode_logits
+            fast = DecodeStep(self.model, cache, int(pos0.max()) + max_new, fn=step_fn)
             attn = fast.additive_mask(attn)
         out = _buffers(self.num_rows, max_new, self.tokenizer.pad_token_id, self.device)
         lengths, reasons = [max_new] * self.num_rows, ["length"] * self.num_rows

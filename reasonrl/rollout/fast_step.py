@@ -3,9 +3,13 @@
 Why: with small models much of the per-step cost of `model.forward` is Python and operator dispatch (module
 calls, mask construction, rotary recomputation), not arithmetic; replacing it with this step took the `tiny`
 benchmark (64 x 128 tokens) from 1.51 s to 1.19 s of CPU time, and 0.57 s to 0.38 s at batch 8
-(docs/benchmarks_rollout.md). This step does the same math with fewer operators, reading the model's live
-weights (nothing is copied, so a trainer's updates are seen at once) and writing into the sampler's
-preallocated KV cache.
+(docs/benchmarks.md). This step does the same math with fewer operators, reading the model's live weights
+(nothing is copied, so a trainer's updates are seen at once) and writing into the sampler's preallocated KV
+cache.
+
+The step is one pure function, `decode_logits`, of tensors and two small named tuples (weights, shape), so
+`torch.compile` can capture it whole (`rollout/compiled.py`): the cache is written with `index_copy_` at a
+column given as a tensor, never at a Python int that would change every step.
 
 It covers `LlamaForCausalLM` and `Qwen2ForCausalLM` (exact classes: wrapped or patched models take the generic
 path) with SiLU MLPs, full attention and a rotary embedding that depends on the position only; the prefill and
@@ -19,6 +23,9 @@ precision, and the sampler can be told not to use it (`SamplingParams.fast_step=
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -55,11 +62,65 @@ def _plain_modules(model: PreTrainedModel) -> bool:
     return type(model.model.embed_tokens) is torch.nn.Embedding and all(type(m) is torch.nn.Linear for m in linears)
 
 
-def rms_norm(x: torch.Tensor, norm: torch.nn.Module) -> torch.Tensor:
+class Linear(NamedTuple):
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
+
+class LayerWeights(NamedTuple):
+    input_norm: torch.Tensor
+    q: Linear
+    k: Linear
+    v: Linear
+    o: Linear
+    post_norm: torch.Tensor
+    gate: Linear
+    up: Linear
+    down: Linear
+
+
+class Weights(NamedTuple):
+    """The model's live parameters (the same tensors, not copies), as the step reads them."""
+
+    embed: torch.Tensor
+    layers: tuple[LayerWeights, ...]
+    norm: torch.Tensor
+    head: Linear
+
+
+class Shape(NamedTuple):
+    num_heads: int
+    num_kv_heads: int
+    eps: float  # RMSNorm epsilon
+    scaling: float  # attention scale
+
+
+def model_weights(model: PreTrainedModel) -> Weights:
+    def lin(m: torch.nn.Linear) -> Linear:
+        return Linear(m.weight, m.bias)
+
+    layers = tuple(
+        LayerWeights(
+            input_norm=layer.input_layernorm.weight, q=lin(attn.q_proj), k=lin(attn.k_proj), v=lin(attn.v_proj),
+            o=lin(attn.o_proj), post_norm=layer.post_attention_layernorm.weight, gate=lin(layer.mlp.gate_proj),
+            up=lin(layer.mlp.up_proj), down=lin(layer.mlp.down_proj),
+        )
+        for layer, attn in ((layer, layer.self_attn) for layer in model.model.layers)
+    )
+    return Weights(model.model.embed_tokens.weight, layers, model.model.norm.weight, lin(model.lm_head))
+
+
+def model_shape(model: PreTrainedModel) -> Shape:
+    config, layer = model.config, model.model.layers[0]
+    return Shape(config.num_attention_heads, config.num_key_value_heads, layer.input_layernorm.variance_epsilon,
+                 layer.self_attn.scaling)
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     """`LlamaRMSNorm` / `Qwen2RMSNorm`: normalise in float32, scale in the input dtype."""
     h = x.float()
-    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + norm.variance_epsilon)
-    return norm.weight * h.to(x.dtype)
+    h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * h.to(x.dtype)
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -69,17 +130,56 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     return x * cos + rotated * sin
 
 
+def decode_logits(
+    tokens: torch.Tensor,
+    mask: torch.Tensor,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    column: torch.Tensor,
+    keys: list[torch.Tensor],
+    values: list[torch.Tensor],
+    w: Weights,
+    shape: Shape,
+) -> torch.Tensor:
+    """Logits `(B, V)` for `tokens (B,)` at rotary `cos, sin (B, D)`; writes their keys and values into column
+    `column` (a `(1,)` long tensor) of the cache buffers `keys[l], values[l] (B, kv heads, capacity, D)` and
+    attends over the first `S` columns, `mask (B, S)` additive (0 = attend, -inf = padding or not yet written)."""
+    b = tokens.shape[0]
+    x = F.embedding(tokens, w.embed)  # (B, d)
+    cos, sin = cos[:, None], sin[:, None]  # (B, 1, D)
+    bias = mask[:, None, None, :]  # (B, 1, 1, S)
+    width = mask.shape[1]
+    for lw, k_buf, v_buf in zip(w.layers, keys, values, strict=True):
+        h = rms_norm(x, lw.input_norm, shape.eps)
+        q = F.linear(h, *lw.q).view(b, shape.num_heads, -1)
+        k = F.linear(h, *lw.k).view(b, shape.num_kv_heads, -1)
+        v = F.linear(h, *lw.v).view(b, shape.num_kv_heads, -1)
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        k_buf.index_copy_(2, column, k[:, :, None].to(k_buf.dtype))
+        v_buf.index_copy_(2, column, v[:, :, None].to(v_buf.dtype))
+        out = F.scaled_dot_product_attention(
+            q[:, :, None], k_buf[:, :, :width].to(q.dtype), v_buf[:, :, :width].to(q.dtype), attn_mask=bias,
+            scale=shape.scaling, enable_gqa=shape.num_heads != shape.num_kv_heads,
+        )  # (B, heads, 1, D)
+        x = x + F.linear(out.reshape(b, -1), *lw.o)
+        h = rms_norm(x, lw.post_norm, shape.eps)
+        x = x + F.linear(F.silu(F.linear(h, *lw.gate)) * F.linear(h, *lw.up), *lw.down)
+    return F.linear(rms_norm(x, w.norm, shape.eps), *w.head)
+
+
+StepFn = Callable[..., torch.Tensor]  # the signature of `decode_logits`
+
+
 class DecodeStep:
-    """`step(tokens (B,), mask (B, S), positions (B,)) -> logits (B, V)`, S = filled cache columns.
+    """`step(tokens (B,), mask (B, S), positions (B,)) -> logits (B, V)`, S = filled cache columns after the step.
 
     `mask` is additive (0 = attend, -inf = padding), from `additive_mask` once per run, so attention does not
-    convert a boolean mask at every layer of every step.
+    convert a boolean mask at every layer of every step. `fn` is `decode_logits` or a compiled version of it.
     """
 
-    def __init__(self, model: PreTrainedModel, cache: Cache, max_position: int):
-        self.model, self.cache = model, cache
-        config = model.config
-        self.num_heads, self.num_kv_heads = config.num_attention_heads, config.num_key_value_heads
+    def __init__(self, model: PreTrainedModel, cache: Cache, max_position: int, fn: StepFn = decode_logits):
+        self.cache, self.fn = cache, fn
+        self.weights, self.shape = model_weights(model), model_shape(model)
         embed = model.model.embed_tokens.weight
         positions = torch.arange(max_position, device=embed.device)[None]
         cos, sin = model.model.rotary_emb(embed[:1], position_ids=positions)  # (1, P, D), in the model dtype
@@ -91,30 +191,12 @@ class DecodeStep:
         return bias.masked_fill_(~attention_mask, float("-inf"))
 
     def __call__(self, tokens: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        base = self.model.model
-        x = F.embedding(tokens, base.embed_tokens.weight)  # (B, d)
-        cos, sin = self.cos[positions][:, None], self.sin[positions][:, None]  # (B, 1, D)
-        mask = mask[:, None, None, :]  # (B, 1, 1, S)
-        for layer, kv in zip(base.layers, self.cache.layers, strict=True):
-            x = x + self._attention(layer.self_attn, rms_norm(x, layer.input_layernorm), kv, cos, sin, mask)
-            h = rms_norm(x, layer.post_attention_layernorm)
-            mlp = layer.mlp
-            gate = F.linear(h, mlp.gate_proj.weight, mlp.gate_proj.bias)
-            up = F.linear(h, mlp.up_proj.weight, mlp.up_proj.bias)
-            x = x + F.linear(F.silu(gate) * up, mlp.down_proj.weight, mlp.down_proj.bias)
-        x = rms_norm(x, base.norm)
-        head = self.model.lm_head
-        return F.linear(x, head.weight, head.bias)
-
-    def _attention(self, attn, h, kv: PreallocatedLayer, cos, sin, mask) -> torch.Tensor:
-        b = h.shape[0]
-        q = F.linear(h, attn.q_proj.weight, attn.q_proj.bias).view(b, self.num_heads, -1)
-        k = F.linear(h, attn.k_proj.weight, attn.k_proj.bias).view(b, self.num_kv_heads, -1)
-        v = F.linear(h, attn.v_proj.weight, attn.v_proj.bias).view(b, self.num_kv_heads, -1)
-        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-        keys, values = kv.update(k[:, :, None], v[:, :, None])  # (B, kv heads, S, D)
-        out = F.scaled_dot_product_attention(
-            q[:, :, None], keys, values, attn_mask=mask, scale=attn.scaling,
-            enable_gqa=self.num_heads != self.num_kv_heads,
-        )  # (B, heads, 1, D)
-        return F.linear(out.reshape(b, -1), attn.o_proj.weight, attn.o_proj.bias)
+        layers: list[PreallocatedLayer] = self.cache.layers
+        start = layers[0].length
+        assert start < layers[0].capacity, f"KV cache overflow: {start + 1} > capacity {layers[0].capacity}"
+        column = torch.full((1,), start, dtype=torch.long, device=tokens.device)
+        logits = self.fn(tokens, mask, self.cos[positions], self.sin[positions], column,
+                         [kv.keys for kv in layers], [kv.values for kv in layers], self.weights, self.shape)
+        for kv in layers:
+            kv.length = start + 1
+        return logits

@@ -63,6 +63,9 @@ class SamplingParams:
     """How a tool's output is wrapped before it is forced into the sample; {} is the output."""
     fast_step: bool = True
     """Decode Llama / Qwen2 models with the built-in step (rollout/fast_step.py) instead of model.forward."""
+    compile: bool = False
+    """Run that step through torch.compile (rollout/compiled.py): one graph per model shape, dynamic in batch and
+    length, compiled on first use (tens of seconds on CPU) and cached; off by default (see docs/benchmarks.md)."""
     backend: str = "hf"
     """"hf": the built-in engine on any transformers model; "vllm": vLLM on GPU (optional dependency)."""
 

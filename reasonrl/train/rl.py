@@ -76,7 +76,7 @@ def step_prompts(records: list[dict], *, step: int, round_: int, num: int, seed:
 def sampling_params(cfg: Config, seed: int) -> SamplingParams:
     r = cfg.rollout
     return SamplingParams(temperature=r.temperature, top_p=r.top_p, top_k=r.top_k, max_new_tokens=r.max_new_tokens,
-                          n=r.num_samples, stop=tuple(r.stop), seed=seed, backend=r.backend)
+                          n=r.num_samples, stop=tuple(r.stop), seed=seed, backend=r.backend, compile=r.compile)
 
 
 def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed: int, reward: Reward
