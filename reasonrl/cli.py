@@ -19,6 +19,7 @@ COMMANDS = {
     "sft": "supervised fine-tuning on synthetic traces or a JSONL file (resumable)",
     "rl": "RL post-training: PPO, VAPO (rl.algo=ppo) or GRPO, DAPO (rl.algo=grpo); see configs/",
     "eval": "sample answers on a benchmark and report mean@N, pass@k, lengths, no-answer rate",
+    "concise": "Concise RL (arXiv 2504.05185): `concise select` picks the phase-2 problems by solve rate",
     "swirl-data": "SWiRL: tool-use trajectories (scripted or sampled) -> judges -> filtered step-wise SFT / RL data",
     "rm-train": "Pairwise-RL (arXiv 2504.04950): train a pairwise YES/NO judge or a Bradley-Terry reward model",
     "reflection": "probe checkpoints with adversarial chains of thought: accuracy and explicit reflection vs compute",
@@ -31,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="reasonrl", description="RL post-training of reasoning language models.")
     sub = p.add_subparsers(dest="command", metavar="<command>", required=True)
     cmds = {name: sub.add_parser(name, help=help_, description=help_) for name, help_ in COMMANDS.items()}
-    for name in ("world", "tokenizer", "init-model", "sft", "rl", "eval", "swirl-data", "rm-train"):
+    for name in ("world", "tokenizer", "init-model", "sft", "rl", "eval", "concise", "swirl-data", "rm-train"):
         cmds[name].add_argument("--config", help="TOML config file (see configs/)")
         cmds[name].epilog = "Any config field can be overridden with --section.key=value."
     cmds["world"].add_argument("--out", required=True, help="output JSONL file")
@@ -54,6 +55,19 @@ def _parser() -> argparse.ArgumentParser:
     cmds["swirl-data"].add_argument("--num-questions", type=int, default=0, help="training questions (0: all)")
     cmds["swirl-data"].add_argument("--num-per-question", type=int, default=5, help="trajectories each (paper: 5)")
     cmds["swirl-data"].add_argument("--mistake-rate", type=float, default=0.3, help="scripted: P(a step is a mistake)")
+    cmds["eval"].add_argument("--compare", nargs=2, metavar=("A", "B"),
+                              help="instead of evaluating: print two eval output dirs (or dirs of them, one per "
+                              "benchmark) side by side: accuracy and length of B vs A; --out writes compare.json")
+    cmds["concise"].add_argument("action", choices=["select"], help="select: solve rates -> phase-2 JSONL")
+    cmds["concise"].add_argument("--model", help="local HF model directory (sets model.path)")
+    cmds["concise"].add_argument("--data", help="candidate problems: synthetic, gsm8k, ... or a JSONL path")
+    cmds["concise"].add_argument("--out", required=True, help="output JSONL (usable as data.source for `rl`)")
+    cmds["concise"].add_argument("--k", type=int, default=8, help="samples per problem (paper: 8)")
+    cmds["concise"].add_argument("--num", type=int, default=8, help="problems to keep (paper: 8)")
+    cmds["concise"].add_argument("--p-min", type=float, default=0.0, help="keep p_min < solve rate (default 0)")
+    cmds["concise"].add_argument("--p-max", type=float, default=1.0, help="keep solve rate < p_max (default 1)")
+    cmds["concise"].add_argument("--max-problems", type=int, default=64, help="candidates evaluated, in data order")
+    cmds["concise"].set_defaults(num_samples=None)  # the sample count is --k; eval's option shares the override code
     cmds["reflection"].add_argument("--checkpoints", required=True,
                                     help="run dir, checkpoints dir, or comma-separated checkpoint dirs")
     cmds["reflection"].add_argument("--data", default="synthetic", choices=["synthetic", "gsm8k"])
@@ -112,7 +126,14 @@ def run(argv: list[str]) -> int:
         return 0
     if args.command in ("sft", "rl") and args.resume:
         overrides.append("--train.resume=true")
-    if args.command == "eval":
+    if args.command == "eval" and args.compare:
+        if overrides or args.model or args.data or args.config:
+            raise UserError("command line: eval --compare reads two eval output dirs; no model, data or config")
+        from reasonrl.eval.compare import compare_command
+
+        compare_command(*args.compare, out_dir=args.out)
+        return 0
+    if args.command in ("eval", "concise"):
         overrides = _eval_overrides(args) + overrides
     cfg = _config(args, overrides)
     if args.command == "world":
@@ -152,6 +173,11 @@ def run(argv: list[str]) -> int:
         from reasonrl.eval.evaluate import evaluate
 
         evaluate(cfg, out_dir=args.out)
+    elif args.command == "concise":
+        from reasonrl.concise.select import select_command
+
+        select_command(cfg, out=args.out, k=args.k, num=args.num, p_min=args.p_min, p_max=args.p_max,
+                       max_problems=args.max_problems)
     return 0
 
 

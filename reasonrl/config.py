@@ -217,6 +217,9 @@ class RLConfig:
     """KL penalty against the frozen initial policy (0: no reference model; DAPO and VAPO use none)."""
     kl_estimator: Literal["k1", "k2", "k3"] = "k3"
     """Per-token KL estimator for the penalty."""
+    kl_in_reward: bool = False
+    """PPO: subtract `kl_coef * KL_t` from each token's reward before GAE (RLHF PPO; Concise RL's released recipe,
+    k1, 0.01) instead of adding `kl_coef * KL` to the loss."""
     group_std: bool = True
     """GRPO: divide group-centred rewards by the group std (False: Dr. GRPO-style mean only)."""
     dynamic_sampling: bool = False
@@ -245,6 +248,12 @@ class RewardConfig:
     """Reward of a wrong answer (Concise RL: -0.5)."""
     no_answer: float = -1.0
     """Reward of a response without an extractable answer."""
+    length_start: int = 1000
+    """`length_penalty` kind: tokens where the linear length penalty starts (Concise RL's released code: 1000)."""
+    length_end: int = 1400
+    """`length_penalty` kind: tokens where the penalty reaches `length_penalty` and stays (released code: 1400)."""
+    length_penalty: float = -1.0
+    """`length_penalty` kind: the penalty at and beyond `length_end`, added to the verifier reward (released: -1)."""
 
 
 @dataclass
@@ -455,6 +464,11 @@ def _check_ranges(cfg: Config, where: str) -> None:
 
     known = ", ".join(sorted(KINDS))
     checks.append((cfg.reward.kind in KINDS, f"reward.kind {cfg.reward.kind!r} is not one of {known}"))
+    checks.append((not r.kl_in_reward or (r.algo == "ppo" and r.kl_coef > 0),
+                   "rl.kl_in_reward needs rl.algo = 'ppo' (token rewards feed GAE) and rl.kl_coef > 0"))
+    checks.append((0 <= cfg.reward.length_start < cfg.reward.length_end,
+                   f"reward.length_start must lie in [0, reward.length_end), got {cfg.reward.length_start} / "
+                   f"{cfg.reward.length_end}"))
     for ok, message in checks:
         if not ok:
             raise UserError(f"{where}: {message}")

@@ -57,6 +57,7 @@ class Reward(Protocol):
 KINDS: dict[str, str] = {
     "verifier": "reasonrl.reward.verifier:build",
     "process": "reasonrl.swirl.reward:build",
+    "length_penalty": "reasonrl.concise.reward:build",
     "pairwise": "reasonrl.pairwise.reward:build",
 }
 

@@ -30,7 +30,8 @@ from reasonrl.train.run import finish_run, policy_and_optimizer, progress_bar, s
 from reasonrl.train.schedule import build_scheduler
 
 PLOT_KEYS = ["reward", "acc", "heldout_acc", "heldout_acc_greedy",
-             "resp_len", "entropy", "kept_fraction", "clipfrac_high"]
+             "resp_len", "entropy", "kept_fraction", "clipfrac_high",
+             "heldout_len", "len_correct", "len_wrong", "frac_negative", "adv_len_q1", "adv_len_q4"]  # Concise RL
 
 
 def collect(policy, tokenizer, train_records, cfg: Config, step: int, reward: Reward) -> tuple[rl.Batch, dict]:

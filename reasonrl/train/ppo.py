@@ -19,6 +19,7 @@ import torch
 
 from reasonrl import dist
 from reasonrl.algo.advantages import decoupled_gae, length_adaptive_lambda, whiten
+from reasonrl.algo.kl import KL_ESTIMATORS
 from reasonrl.algo.rewards import token_level_rewards
 from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
@@ -33,14 +34,17 @@ from reasonrl.train.run import finish_run, policy_and_optimizer, progress_bar, s
 from reasonrl.train.schedule import build_scheduler
 
 PLOT_KEYS = ["reward", "acc", "heldout_acc", "heldout_acc_greedy",
-             "resp_len", "value_loss", "explained_var", "entropy", "clipfrac_high"]
+             "resp_len", "value_loss", "explained_var", "entropy", "clipfrac_high",
+             "heldout_len", "len_correct", "len_wrong", "frac_negative", "adv_len_q1", "adv_len_q4"]  # Concise RL
 
 
 def compute_advantages(batch: rl.Batch, values: torch.Tensor, cfg: Config, *, pretraining: bool) -> rl.Batch:
     """Decoupled GAE: policy advantages with lambda_policy (fixed or length-adaptive), critic returns with
     lambda_critic (1.0 during value pretraining: Monte-Carlo returns)."""
     r = cfg.rl
-    rewards = token_level_rewards(batch.scores, batch.mask)  # (N, L): the score on the last response token
+    # the score on the last response token; with `kl_in_reward` minus kl_coef * KL_t on every token (Concise RL)
+    kl = KL_ESTIMATORS[r.kl_estimator](batch.old_logp, batch.ref_logp) if r.kl_in_reward else None  # (N, L)
+    rewards = token_level_rewards(batch.scores, batch.mask, kl=kl, kl_coef=r.kl_coef if r.kl_in_reward else 0.0)
     lam_p = length_adaptive_lambda(batch.lengths, alpha=r.alpha) if r.length_adaptive else r.lam_policy
     advantages, returns = decoupled_gae(rewards, values, batch.mask, gamma=r.gamma, lam_policy=lam_p,
                                         lam_critic=1.0 if pretraining else r.lam_critic)
@@ -50,8 +54,12 @@ def compute_advantages(batch: rl.Batch, values: torch.Tensor, cfg: Config, *, pr
     return batch
 
 
-def critic_advantages(critic, batch: rl.Batch, cfg: Config, *, pretraining: bool) -> rl.Batch:
-    """The critic's values of the rollout (no gradient), then `compute_advantages`."""
+def critic_advantages(critic, batch: rl.Batch, cfg: Config, *, pretraining: bool, ref_model=None) -> rl.Batch:
+    """The critic's values of the rollout (no gradient), the reference log-probs when `rl.kl_in_reward`, then
+    `compute_advantages`."""
+    if cfg.rl.kl_in_reward:
+        assert ref_model is not None, "rl.kl_in_reward needs the reference model"
+        batch.ref_logp = rl.reference_logprobs(ref_model, batch, cfg)
     with torch.no_grad():
         values = token_values(critic, batch.input_ids, batch.attention_mask,
                               prompt_len=rl.shareable_prompt_len(batch, cfg))
@@ -103,7 +111,7 @@ def train(cfg: Config) -> dict:
         batch = batch.to(device)
         t1 = time.perf_counter()
         # values -> advantages
-        batch = critic_advantages(critic, batch, cfg, pretraining=pretraining)
+        batch = critic_advantages(critic, batch, cfg, pretraining=pretraining, ref_model=ref_model)
         # update: critic always, policy once value pretraining is over
         stats = rl.critic_update(critic, critic_opt, batch, cfg, seed=seed)
         if not pretraining:

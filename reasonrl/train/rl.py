@@ -18,6 +18,7 @@ import torch
 
 from reasonrl import dist
 from reasonrl.algo.kl import KL_ESTIMATORS
+from reasonrl.algo.length_bias import finish_length_bias, length_bias_sums, quartile_edges
 from reasonrl.algo.losses import aggregate, policy_loss, positive_nll, value_loss
 from reasonrl.algo.rewards import overlong_penalty
 from reasonrl.config import Config
@@ -45,6 +46,7 @@ class Batch:
     advantages: torch.Tensor | None = None  # (N, L)
     returns: torch.Tensor | None = None  # (N, L)
     old_values: torch.Tensor | None = None  # (N, L)
+    ref_logp: torch.Tensor | None = None  # (N, L): reference-model log-probs (`rl.kl_in_reward`)
     prompt_len: int = 0
 
     def rows(self, idx: torch.Tensor) -> Batch:
@@ -176,7 +178,7 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
             nll = positive_nll(logp, mb.mask, mb.correct, num_tokens=num_pos if num_pos > 0 else None)
             loss = loss + rl.pos_nll_coef * nll
             stats["pos_nll"] = float(nll.detach())
-        if ref_model is not None and rl.kl_coef > 0:
+        if ref_model is not None and rl.kl_coef > 0 and not rl.kl_in_reward:
             with torch.no_grad():
                 ref_logp = sequence_logprobs(ref_model, mb.input_ids, mb.attention_mask, prompt_len=p,
                                              temperature=max(cfg.rollout.temperature, 1e-6))
@@ -245,13 +247,33 @@ def advantage_stats(batch: Batch) -> dict:
     return {"adv_mean": mean, "adv_std": var**0.5}
 
 
+def length_bias_stats(batch: Batch) -> dict:
+    """Concise RL's length-bias diagnostics (`algo.length_bias`) over all processes' rows: quartile edges from
+    every length, sums added up before dividing."""
+    all_lengths = [n for part in dist.all_gather_object(batch.lengths.tolist()) for n in part]
+    edges = quartile_edges(torch.tensor(all_lengths))
+    sums = length_bias_sums(batch.lengths, batch.correct, batch.scores, batch.advantages, batch.mask, edges=edges)
+    names = list(sums)
+    total = dist.all_reduce_sum(torch.stack([sums[k].float() for k in names]))
+    return finish_length_bias(dict(zip(names, total.tolist(), strict=True)))
+
+
+def reference_logprobs(ref_model, batch: Batch, cfg: Config) -> torch.Tensor:
+    """Per-token log-probs of the rollout under the frozen reference model (for the KL penalty in the reward)."""
+    with torch.no_grad():
+        return sequence_logprobs(ref_model, batch.input_ids, batch.attention_mask,
+                                 prompt_len=shareable_prompt_len(batch, cfg),
+                                 temperature=max(cfg.rollout.temperature, 1e-6))
+
+
 def step_record(state: dict, batch: Batch, stats: dict, *, lr: float, t0: float, t1: float, t2: float) -> dict:
     """Advance `state` (step, tokens seen) past this step and return its metrics: rollout, advantage and
     update statistics, learning rate, generated tokens per second and the time split: sampling
     (`time_rollout`), verifying and rewarding (`time_score`, from `stats`), training (`time_train`)."""
     state["step"] += 1
     state["tokens_seen"] += int(global_count(batch.attention_mask))
-    return {"step": state["step"], **rollout_stats(batch), **advantage_stats(batch), **stats, "lr": lr,
+    return {"step": state["step"], **rollout_stats(batch), **advantage_stats(batch), **length_bias_stats(batch),
+            **stats, "lr": lr,
             "tokens_per_s": global_count(batch.mask) / (t2 - t0),
             "time_rollout": t1 - t0 - stats.get("time_score", 0.0), "time_train": t2 - t1}
 
