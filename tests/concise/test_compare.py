@@ -23,7 +23,8 @@ def _samples(per_problem: list[list[bool]]):
 
 def test_stderr_over_problems():
     # per-problem accuracies 1, 0.5, 0 -> mean 0.5, unbiased var (0.25 + 0 + 0.25) / 2 = 0.25, se = sqrt(0.25/3)
-    assert accuracy_stderr(_samples([[True, True], [True, False], [False, False]])) == pytest.approx(math.sqrt(0.25 / 3))
+    se = accuracy_stderr(_samples([[True, True], [True, False], [False, False]]))
+    assert se == pytest.approx(math.sqrt(0.25 / 3))
     assert math.isnan(accuracy_stderr(_samples([[True, False]])))  # one problem: undefined
 
 
@@ -51,6 +52,6 @@ def test_compare_cli_table_and_bad_dir(tmp_path):
     assert "synthetic/test" in r.stdout
     saved = json.loads((tmp_path / "cmp" / "compare.json").read_text())
     assert saved["rows"][0]["len_ratio"] == pytest.approx(0.25)
-    r = subprocess.run([sys.executable, "-m", "reasonrl", "eval", "--compare", str(tmp_path / "A"), str(tmp_path / "C")],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "reasonrl", "eval", "--compare", str(tmp_path / "A"),
+                        str(tmp_path / "C")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "no summary.json" in r.stderr and "Traceback" not in r.stderr
