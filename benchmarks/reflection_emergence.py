@@ -37,7 +37,7 @@ def train_run(run_dir: Path, slip_fraction: float, s: dict) -> None:
                     f"--train.log_checkpoints={s['log_checkpoints']}", "--train.save_every=0",
                     "--train.eval_every=0", "--train.eval_examples=8", f"--data.num_train={s['num_train']}",
                     f"--data.slip_fraction={slip_fraction}", "--data.alt_fraction=0", "--log.progress=false",
-                    f"--log.run_dir={run_dir}"]) == 0, f"sft failed for {run_dir}"
+                    f"--log.run_dir={run_dir}", "--overwrite"]) == 0, f"sft failed for {run_dir}"
 
 
 def headline(rows: list[dict], corr: dict) -> dict:

@@ -63,6 +63,7 @@ def run_one(name: str, recipe: str, overrides: list[str], *, seed: int, args, ou
         f"--model.path={args.sft_model}", f"--train.steps={args.steps}", f"--train.seed={seed}",
         f"--train.eval_every={args.eval_every}", f"--train.eval_examples={args.eval_examples}",
         f"--train.save_every={args.steps}", f"--log.run_dir={run_dir}", "--log.progress=false", "--log.plots=false",
+        "--train.overwrite=true",
     ])
     if cfg.rl.algo == "ppo" and cfg.rl.value_pretrain_steps:
         cfg.rl.value_pretrain_steps = min(cfg.rl.value_pretrain_steps, args.value_pretrain)

@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     cmds["init-model"].add_argument("--out", required=True, help="output directory (HF model + tokenizer)")
     for name in ("sft", "rl"):
         cmds[name].add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+        cmds[name].add_argument("--overwrite", action="store_true",
+                                help="start afresh in a run dir that already holds a run, deleting that run")
     cmds["eval"].add_argument("--model", help="local HF model directory (sets model.path)")
     cmds["eval"].add_argument("--data", help="synthetic, gsm8k, math500, aime24, amc23 or a JSONL path")
     cmds["eval"].add_argument("--num-samples", type=int, help="samples per problem (sets eval.num_samples)")
@@ -89,10 +91,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config(args, overrides: list[str]):
-    from reasonrl.config import load_config
+# Config sections each command reads; another [section] in its --config file gets a warning. Commands not listed
+# here are not checked.
+_TRAIN_SECTIONS = ("model", "data", "train", "optim", "rollout", "log", "dist")
+USES = {
+    "world": ("data",),
+    "tokenizer": (),
+    "init-model": ("model",),
+    "sft": _TRAIN_SECTIONS,
+    "eval": ("model", "data", "train", "rollout", "eval", "log", "dist", "swirl"),
+}
 
-    return load_config(args.config, overrides)
+
+def _config(args, overrides: list[str]):
+    from reasonrl.config import Config, load_config
+
+    uses = USES.get(args.command)
+    if args.command == "rl":  # every section but [eval] (reward plug-ins may read theirs)
+        uses = [name for name in Config.__dataclass_fields__ if name != "eval"]
+    return load_config(args.config, overrides, uses=uses)
 
 
 def run(argv: list[str]) -> int:
@@ -126,6 +143,10 @@ def run(argv: list[str]) -> int:
         return 0
     if args.command in ("sft", "rl") and args.resume:
         overrides.append("--train.resume=true")
+    if args.command in ("sft", "rl") and args.overwrite:
+        overrides.append("--train.overwrite=true")
+    if args.command == "world" and args.num is not None and args.num < 1:
+        raise UserError(f"command line: world --num must be >= 1, got {args.num}")
     if args.command == "eval" and args.compare:
         if overrides or args.model or args.data or args.config:
             raise UserError("command line: eval --compare reads two eval output dirs; no model, data or config")
@@ -185,8 +206,8 @@ def _eval_overrides(args) -> list[str]:
     out = []
     if args.model:
         out.append(f"--model.path={args.model}")
-    if args.data:
-        out.append(f"--data.source={args.data}")
+    if args.data:  # exactly this data: not a config's test_source
+        out += [f"--data.source={args.data}", "--data.test_source="]
     if args.num_samples:
         out.append(f"--eval.num_samples={args.num_samples}")
         out.append(f"--rollout.num_samples={args.num_samples}")

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tomllib
 import types
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from reasonrl.errors import UserError
+from reasonrl.errors import UserError, warn
 
 
 @dataclass
@@ -37,6 +39,9 @@ class ModelConfig:
 class DataConfig:
     source: str = "synthetic"
     """`synthetic` (the embedded world), a name from ../shared/data (gsm8k, math500, aime24, amc23) or a JSONL path."""
+    test_source: str = ""
+    """Where held-out problems come from when not from `source`'s own test split (any value `source` takes). A JSONL
+    `source` has no test split: without this, held-out accuracy is measured on the training file (a warning says so)."""
     prompt_field: str = "prompt"
     """JSONL field holding the prompt."""
     response_field: str = "response"
@@ -59,6 +64,8 @@ class DataConfig:
     """Maximum tokens of prompt + response for SFT; longer examples are truncated from the right."""
     prompt_template: str = ""
     """Python format string with `{prompt}`; empty uses the tokenizer's chat template."""
+    max_line_bytes: int = 1_000_000
+    """A JSONL line longer than this is an error (one huge line would stall tokenising and sampling)."""
 
 
 @dataclass
@@ -90,7 +97,10 @@ class TrainConfig:
     log_checkpoints: int = 0
     """Additionally save this many log-spaced checkpoints (for reflection probes across training)."""
     resume: bool = False
-    """Continue from the newest checkpoint in the run directory."""
+    """Continue from the newest checkpoint in the run directory (`--resume`); its config.json must agree, except
+    for the keys in `reasonrl.train.rundir.SAFE_TO_CHANGE`."""
+    overwrite: bool = False
+    """Start a fresh run in a run directory that already holds one, deleting the old run (`--overwrite`)."""
 
 
 @dataclass
@@ -420,15 +430,22 @@ def _parse_override_value(text: str, tp: Any) -> Any:
         return text  # let the type check report it with the key named
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Build a Config from defaults, then the TOML file at `path`, then `--section.key=value` overrides."""
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, *,
+                uses: Collection[str] | None = None) -> Config:
+    """Build a Config from defaults, then the TOML file at `path`, then `--section.key=value` overrides.
+    `uses`: the sections the calling command reads; a [section] of the file outside it gets a one-line warning."""
     cfg = Config()
     if path is not None:
         p = Path(path)
         if not p.is_file():
             raise UserError(f"{p}: config file not found")
+        raw = p.read_bytes()
         try:
-            data = tomllib.loads(p.read_text())
+            data = tomllib.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            line = raw[: e.start].count(b"\n") + 1
+            raise UserError(f"{p}: line {line}: not UTF-8 text (byte {raw[e.start]:#04x}); save the file as UTF-8") \
+                from None
         except tomllib.TOMLDecodeError as e:
             raise UserError(f"{p}: malformed TOML: {e}") from None
         for section, table in data.items():
@@ -446,6 +463,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         _apply(cfg, section, key, _parse_override_value(text, tp), "command line")
     where = "command line" if path is None else f"{path} (with command-line overrides)" if overrides else str(path)
     _check_ranges(cfg, where)
+    if path is not None and uses is not None:
+        unused = [s for s in data if s not in uses]
+        if unused:
+            warn(f"{path}: this command does not use section(s) {', '.join(f'[{s}]' for s in unused)}")
     return cfg
 
 
@@ -460,6 +481,22 @@ def _check_ranges(cfg: Config, where: str) -> None:
         (0 <= r.clip_low < 1 and r.clip_high >= 0, f"rl.clip_low must lie in [0, 1) and rl.clip_high be >= 0, "
                                                     f"got {r.clip_low} / {r.clip_high}"),
     ]
+    for key in ("train.steps", "train.batch_size", "train.grad_accum", "train.eval_examples", "rollout.batch_size",
+                "rollout.num_samples", "data.num_train", "data.max_len", "data.max_line_bytes", "eval.num_samples"):
+        value = getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1])
+        checks.append((value >= 1, f"{key} must be >= 1, got {value}"))
+    for key in ("train.eval_every", "train.save_every", "eval.max_examples", "data.num_test"):
+        value = getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1])
+        checks.append((value >= 0, f"{key} must be >= 0, got {value}"))
+    for key, value in (("optim.lr", cfg.optim.lr), ("rl.critic_lr", r.critic_lr)):
+        checks.append((math.isfinite(value) and value > 0, f"{key} must be a finite number > 0, got {value}"))
+    from reasonrl.tasks.synthetic import LEVELS  # here: the world's levels are defined beside its generator
+
+    levels = ", ".join(str(level) for level in sorted(LEVELS))
+    checks.append((cfg.data.difficulty in LEVELS,
+                   f"data.difficulty must be one of {levels}, got {cfg.data.difficulty}"))
+    checks.append((not (t.resume and t.overwrite), "--resume and --overwrite (train.resume, train.overwrite) "
+                   "contradict each other: continue the run, or replace it"))
     from reasonrl.reward.base import KINDS  # here, not at the top: reward.base imports this module
 
     known = ", ".join(sorted(KINDS))

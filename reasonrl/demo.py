@@ -31,6 +31,7 @@ def demo_config(run_dir: Path, quick: bool) -> Config:
         f"--train.save_every={steps // 3}", *eval_args(quick),
         "--optim.lr=3e-3", "--optim.warmup_steps=30", "--rollout.max_new_tokens=96",
         f"--model.tokenizer_path={run_dir / 'tokenizer'}", f"--log.run_dir={run_dir / 'sft'}",
+        "--train.overwrite=true",  # a demo run starts afresh, as its other stages do
     ])
 
 
@@ -46,7 +47,7 @@ def vapo_config(run_dir: Path, quick: bool) -> Config:
         "--rollout.num_samples=8", "--rollout.max_new_tokens=96", "--rl.algo=ppo", "--rl.prompts_per_step=16",
         "--rl.minibatch_size=64", f"--rl.value_pretrain_steps={pretrain}", "--rl.lam_critic=1.0",
         "--rl.length_adaptive=true", "--rl.alpha=1.0", "--rl.loss_agg=token-mean", "--rl.clip_high=0.28",
-        "--rl.pos_nll_coef=0.1", "--rl.critic_lr=4e-5", f"--log.run_dir={run_dir / 'vapo'}",
+        "--rl.pos_nll_coef=0.1", "--rl.critic_lr=4e-5", f"--log.run_dir={run_dir / 'vapo'}", "--train.overwrite=true",
     ])
 
 

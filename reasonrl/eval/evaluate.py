@@ -9,7 +9,7 @@ import torch
 
 from reasonrl import dist
 from reasonrl.eval.metrics import summarize
-from reasonrl.rollout.sampler import SamplingParams, sample
+from reasonrl.rollout.sampler import SamplingParams, check_prompt_positions, sample
 from reasonrl.tasks.prompts import format_prompt
 from reasonrl.tasks.verify import extract_answer
 
@@ -36,6 +36,7 @@ def run_eval(
     samples: list[dict] = []
     was_training = model.training
     model.eval()
+    check_prompt_positions(model, tokenizer, [format_prompt(tokenizer, r["prompt"], template) for r in mine])
     chunks = range(0, len(mine), per_call)
     if progress and dist.is_main():
         from tqdm import tqdm
@@ -96,15 +97,19 @@ def evaluate(cfg, *, out_dir: str | None = None) -> dict:
     The summary table is printed; `mean@n` is accuracy averaged over all samples.
     """
     import json
-    from pathlib import Path
 
+    from reasonrl.errors import warn
     from reasonrl.eval.plots import plot_length_vs_correct
     from reasonrl.eval.report import print_table
     from reasonrl.model.setup import load_or_build
+    from reasonrl.outputs import check_output_dir
     from reasonrl.tasks.sources import load_split, verifier_for
 
     dist.init(cfg.dist.backend)
-    out = Path(out_dir or cfg.log.run_dir)
+    out = check_output_dir(out_dir or cfg.log.run_dir, "eval --out" if out_dir else "log.run_dir")  # before sampling
+    too_big = [k for k in cfg.eval.pass_k if k > cfg.eval.num_samples]
+    if too_big:
+        warn(f"eval.pass_k {too_big} exceeds eval.num_samples {cfg.eval.num_samples}: not reported")
     model, tokenizer = load_or_build(cfg)
     model.to(dist.device())
     split = cfg.eval.split
@@ -119,8 +124,10 @@ def evaluate(cfg, *, out_dir: str | None = None) -> dict:
                "num_problems": len(records), **summary}
     if dist.is_main():
         out.mkdir(parents=True, exist_ok=True)
-        (out / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
-        (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        for name, text in (("samples.jsonl", "".join(json.dumps(s) + "\n" for s in samples)),
+                           ("summary.json", json.dumps(summary, indent=2) + "\n")):
+            (out / f"{name}.tmp").write_text(text)
+            (out / f"{name}.tmp").replace(out / name)
         plot_length_vs_correct([s["length"] for s in samples], [s["correct"] for s in samples],
                                out / "plots" / "length_vs_correct.png",
                                title=f"{cfg.data.source}: length by correctness")

@@ -10,6 +10,7 @@ from reasonrl.config import Config
 from reasonrl.errors import UserError
 from reasonrl.model.tiny import build_model, load_model
 from reasonrl.model.tokenizer import train_tokenizer
+from reasonrl.outputs import check_output_dir
 from reasonrl.tasks import synthetic
 
 TOKENIZER_CORPUS = 5000  # synthetic records the embedded tokenizer is trained on
@@ -44,6 +45,7 @@ def load_or_build(cfg: Config):
 
 def save_embedded_tokenizer(out: str | Path) -> Path:
     """Train the embedded tokenizer and save it where `AutoTokenizer.from_pretrained(out)` loads it."""
+    check_output_dir(out, "tokenizer --out")
     tokenizer = build_tokenizer()
     tokenizer.save_pretrained(out)
     print(f"tokenizer: {len(tokenizer)} tokens -> {out}")
@@ -54,6 +56,7 @@ def init_model(cfg: Config, out: str | Path) -> Path:
     """Build (or load) the configured model and save it with its tokenizer as a HF directory."""
     from reasonrl.model.tiny import num_params
 
+    check_output_dir(out, "init-model --out")
     model, tokenizer = load_or_build(cfg)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

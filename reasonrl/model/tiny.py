@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
@@ -85,8 +86,8 @@ def load_model(path: str | Path, tokenizer_path: str | Path | None = None, *, dt
     try:
         model = AutoModelForCausalLM.from_pretrained(p, dtype=dtype, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(tp, local_files_only=True)
-    except (OSError, ValueError) as e:
-        raise UserError(f"model.path: cannot load {p}: {str(e).splitlines()[0]}") from None
+    except (OSError, ValueError, SafetensorError) as e:  # SafetensorError: truncated or corrupt weights
+        raise UserError(f"model.path: {p}: cannot load: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

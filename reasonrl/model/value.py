@@ -11,6 +11,7 @@ import copy
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers import AutoModelForTokenClassification, PreTrainedModel
 
 from reasonrl.errors import UserError
@@ -33,8 +34,12 @@ def load_value_model(path: str | Path) -> PreTrainedModel:
     p = Path(path)
     if not (p / "config.json").is_file():
         raise UserError(f"rl.critic_path: {p} is not a saved critic (no config.json)")
-    return AutoModelForTokenClassification.from_pretrained(p, num_labels=1, classifier_dropout=0.0,
-                                                           local_files_only=True)
+    try:
+        return AutoModelForTokenClassification.from_pretrained(p, num_labels=1, classifier_dropout=0.0,
+                                                               local_files_only=True)
+    except (OSError, ValueError, SafetensorError) as e:  # SafetensorError: truncated or corrupt weights
+        raise UserError(f"rl.critic_path: {p}: cannot load: {(str(e).splitlines() or [type(e).__name__])[0]}") \
+            from None
 
 
 def token_values(critic: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,

@@ -139,6 +139,7 @@ def sample(
     if any(not p for p in prompt_ids):
         raise UserError("sample: every prompt must encode to at least one token")
     contexts = [a + b for a, b in zip(prompt_ids, prefix_ids, strict=True)]
+    _check_positions(model, contexts)
     was_training = model.training
     model.eval()
     try:
@@ -147,6 +148,21 @@ def sample(
     finally:
         model.train(was_training)
     return assemble(tokenizer, prompt_ids, prefix_ids, decoded, params.n)
+
+
+def check_prompt_positions(model, tokenizer, prompts: list[str]) -> None:
+    """Fail before any sampling (and before a progress bar) if a prompt does not fit the model's positions."""
+    _check_positions(model, [tokenizer.encode(p, add_special_tokens=False) for p in prompts])
+
+
+def _check_positions(model, contexts: list[list[int]]) -> None:
+    """Every prompt (+ prefix) must leave room in the model's positions: a longer one would have the engine
+    allocate a KV cache for it (terabytes for a runaway prompt) before failing."""
+    positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    longest = max(range(len(contexts)), key=lambda i: len(contexts[i]), default=None)
+    if positions is not None and longest is not None and len(contexts[longest]) >= positions:
+        raise UserError(f"sample: prompt {longest} has {len(contexts[longest])} tokens, but the model has "
+                        f"{positions} positions: shorten the prompt")
 
 
 def _check_inputs(tokenizer, prompts, prefixes, tools) -> None:

@@ -18,6 +18,7 @@ from reasonrl.errors import UserError
 from reasonrl.tasks.answers import extract_boxed
 
 DATA_ROOT_ENV = "REASONRL_DATA_ROOT"
+MAX_LINE_BYTES = 1_000_000  # the default of `data.max_line_bytes`
 FIELDS = ("prompt", "answer", "response")
 _CALCULATOR = re.compile(r"<<[^<>]*>>")  # GSM8K calculator annotations: `<<48/2=24>>`
 
@@ -43,13 +44,18 @@ def data_root() -> Path:
 # ---------------------------------------------------------------------------------------------------------------- JSONL
 
 
-def _read_objects(path: Path) -> list[tuple[int, dict]]:
-    """(line number, object) for every non-empty line of a JSONL file."""
+def _read_objects(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> list[tuple[int, dict]]:
+    """(line number, object) for every non-empty line of a JSONL file; a line over `max_line_bytes` is an error
+    (read no further than that, so one huge line cannot stall the run)."""
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     rows = []
     with path.open("rb") as f:
-        for lineno, raw in enumerate(f, start=1):
+        lineno = 0
+        while raw := f.readline(max_line_bytes + 2):  # room for "\r\n"
+            lineno += 1
+            if len(raw.rstrip(b"\r\n")) > max_line_bytes:
+                raise UserError(f"{path}:{lineno}: line longer than data.max_line_bytes={max_line_bytes} bytes")
             try:
                 line = raw.decode("utf-8").strip()
                 if not line:
@@ -75,11 +81,11 @@ def _as_text(value: object, where: str, key: str) -> str:
 
 
 def _records(
-    path: Path, fields: dict[str, str | None], require: Sequence[str]
+    path: Path, fields: dict[str, str | None], require: Sequence[str], max_line_bytes: int = MAX_LINE_BYTES
 ) -> list[tuple[int, dict[str, str | None]]]:
     """(line number, record) pairs; `fields` maps record keys to file keys (None: always absent)."""
     records = []
-    for lineno, obj in _read_objects(path):
+    for lineno, obj in _read_objects(path, max_line_bytes):
         where = f"{path}:{lineno}"
         record: dict[str, str | None] = {}
         for name, key in fields.items():
@@ -103,17 +109,22 @@ def load_jsonl(
     answer_field: str = "answer",
     response_field: str | None = "response",
     require: Sequence[str] = ("prompt",),
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> list[dict]:
     """Records `{"prompt", "answer", "response", "id"}` from a JSONL file; absent optional fields are None.
 
     `require` names which of "prompt", "answer", "response" must be present (the prompt also non-empty); a None
     field name means the file has no such field. `id` is the line's own "id" if it has one, else `<file stem>:<line>`.
+    A file without records (empty or blank) is an error.
     """
     unknown = set(require) - set(FIELDS)
     if unknown:
         raise ValueError(f"require must name fields among {FIELDS}, got {sorted(unknown)}")
     fields = dict(zip(FIELDS, (prompt_field, answer_field, response_field), strict=True))
-    return [record for _, record in _records(Path(path), fields, require)]
+    records = [record for _, record in _records(Path(path), fields, require, max_line_bytes)]
+    if not records:
+        raise UserError(f"{path}: no records (the file is empty or blank)")
+    return records
 
 
 # -------------------------------------------------------------------------------------------------- named benchmarks
@@ -170,8 +181,11 @@ def load_dataset(
     prompt_field: str = "prompt",
     answer_field: str = "answer",
     response_field: str = "response",
+    require: Sequence[str] = ("prompt",),
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> list[dict]:
-    """A known benchmark name -> `load_named`; otherwise a JSONL path -> `load_jsonl` with these field names."""
+    """A known benchmark name -> `load_named`; otherwise a JSONL path -> `load_jsonl` with these field names,
+    `require`d fields and line-size guard (a JSONL file has no splits: `split` applies to named benchmarks only)."""
     if isinstance(source, str) and source in _NAMED:
         if (prompt_field, answer_field, response_field) != FIELDS:
             raise UserError(f"dataset {source!r} is a named benchmark: field names apply to JSONL files only")
@@ -179,7 +193,8 @@ def load_dataset(
     path = Path(source)
     if not path.is_file():
         raise UserError(f"dataset {str(source)!r} is neither a known name ({', '.join(KNOWN_DATASETS)}) nor a file")
-    return load_jsonl(path, prompt_field=prompt_field, answer_field=answer_field, response_field=response_field)
+    return load_jsonl(path, prompt_field=prompt_field, answer_field=answer_field, response_field=response_field,
+                      require=require, max_line_bytes=max_line_bytes)
 
 
 def load_hotpotqa(path: str | Path | None = None) -> list[dict]:

@@ -223,12 +223,12 @@ def verify(response: str, answer: str) -> bool:
 def write_split(cfg, split: str, out: str, *, num: int | None = None) -> int:
     """Write `split` of the world configured by `cfg` (a DataConfig) to a JSONL file; returns the count."""
     import json
-    from pathlib import Path
 
+    from reasonrl.outputs import check_output_file
     from reasonrl.tasks.sources import load_split
 
+    path = check_output_file(out, "world --out")
     records = load_split(cfg, split, num=num)
-    path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(json.dumps(r) + "\n" for r in records))

@@ -25,8 +25,7 @@ from reasonrl.reward import Reward, build_reward
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
 from reasonrl.train import rl
-from reasonrl.train.logging import MetricsLog
-from reasonrl.train.run import finish_run, policy_and_optimizer, progress_bar, start_run
+from reasonrl.train.run import finish_run, open_log, policy_and_optimizer, progress_bar, start_run
 from reasonrl.train.schedule import build_scheduler
 
 PLOT_KEYS = ["reward", "acc", "heldout_acc", "heldout_acc_greedy",
@@ -83,7 +82,7 @@ def train(cfg: Config) -> dict:
         optimizer.load_state_dict(trainer_state["optimizers"]["policy"])
         scheduler.load_state_dict(trainer_state["scheduler"])
         state = trainer_state["progress"]
-    log = MetricsLog(run_dir, resume_step=state["step"])
+    log = open_log(cfg, run_dir, state["step"])  # the first write: every input is validated
     n_params = num_params(dist.unwrap(policy))
     if state["step"] == 0 and cfg.train.eval_every:  # the starting point of the held-out curve
         log.log({"step": 0, **heldout_accuracy(policy, tokenizer, cfg, test_records)})

@@ -14,13 +14,15 @@ class MetricsLog:
 
     def __init__(self, run_dir: str | Path, *, resume_step: int = 0):
         self.path = Path(run_dir) / "metrics.jsonl"
-        self.last: dict = {}  # the last record logged (on every process)
+        # A resumed run replays the steps after its checkpoint: drop their old lines. A fresh run (step 0)
+        # keeps nothing, not even an earlier run's step-0 evaluation.
+        old = read_metrics(self.path) if resume_step > 0 else []
+        kept = [line for line in old if line.get("step", 0) <= resume_step]
+        # the last record logged (on every process); a resumed run starts from its checkpoint's last line, so a
+        # finished run resumed sees its final evaluation there and does not log it twice
+        self.last: dict = kept[-1] if kept else {}
         if dist.is_main():
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # A resumed run replays the steps after its checkpoint: drop their old lines. A fresh run (step 0)
-            # keeps nothing, not even an earlier run's step-0 evaluation.
-            old = read_metrics(self.path) if resume_step > 0 else []
-            kept = [line for line in old if line.get("step", 0) <= resume_step]
             tmp = self.path.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
             tmp.replace(self.path)

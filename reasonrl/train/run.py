@@ -7,26 +7,35 @@ from pathlib import Path
 import torch
 
 from reasonrl import dist
-from reasonrl.config import Config, write_resolved
+from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
 from reasonrl.eval.plots import plot_curves
 from reasonrl.model.setup import load_or_build
 from reasonrl.model.tiny import load_model
+from reasonrl.tasks.sources import warn_if_heldout_is_train
 from reasonrl.train import checkpoint as ckpt_lib
+from reasonrl.train import rundir
 from reasonrl.train.logging import MetricsLog, read_metrics
 
 
 def start_run(cfg: Config):
-    """Join the process group, write the resolved config, seed, and load the model: from the newest checkpoint
-    when resuming, else as configured. Returns (run_dir, device, resume_from or None, model, tokenizer)."""
+    """Join the process group, check the run directory (`rundir.check`: nothing is written yet), seed, and load
+    the model: from the newest checkpoint when resuming, else as configured. Returns (run_dir, device,
+    resume_from or None, model, tokenizer). The trainer then reads its data and calls `open_log`."""
     dist.init(cfg.dist.backend)
-    run_dir = Path(cfg.log.run_dir)
-    if dist.is_main():
-        write_resolved(cfg, run_dir)
+    run_dir = rundir.check(cfg)
     torch.manual_seed(cfg.train.seed)
     resume_from = ckpt_lib.latest_checkpoint(run_dir) if cfg.train.resume else None
     model, tokenizer = load_model(resume_from) if resume_from else load_or_build(cfg)
     return run_dir, dist.device(), resume_from, model, tokenizer
+
+
+def open_log(cfg: Config, run_dir: Path, resume_step: int) -> MetricsLog:
+    """The first write of a run, once every input is read and validated: lock the run directory and write its
+    config (`rundir.claim`), then open the metrics log (resumed runs keep their lines up to `resume_step`)."""
+    rundir.claim(cfg, resume_step)
+    warn_if_heldout_is_train(cfg.data)
+    return MetricsLog(run_dir, resume_step=resume_step)
 
 
 def dion_data_parallel(cfg: Config) -> bool:
@@ -69,4 +78,6 @@ def finish_run(cfg: Config, run_dir: Path, model, tokenizer, test_records: list[
     if dist.is_main() and cfg.log.plots:
         plot_curves(read_metrics(run_dir / "metrics.jsonl"), plot_keys, run_dir / "plots" / f"{plot_name}.png",
                     title=f"{plot_name}: {run_dir.name}")
+    if dist.is_main():
+        rundir.release(run_dir)
     return {"step": step, **final, "run_dir": str(run_dir)}

@@ -1,0 +1,221 @@
+"""Run directories: one run per directory, nothing lost and nothing mixed.
+
+A run directory holds `config.json` (the resolved config), `metrics.jsonl`, `checkpoints/`, `final/`, `plots/`
+and `resumes.jsonl` (what a resume changed). Two calls guard it:
+
+- `check(cfg)`, first thing in every trainer (every process, read only): a fresh run into a directory that
+  holds a run is refused unless `train.overwrite`; `train.resume` needs a checkpoint and a config that agrees
+  with the saved `config.json` except for `SAFE_TO_CHANGE` keys; a directory locked by a live process is refused.
+- `claim(cfg, resume_step)`, once every input has been read and validated (rank 0 writes): lock the directory,
+  delete the old run on `train.overwrite`, write `config.json`, record changed safe keys in `resumes.jsonl`.
+
+The lock is `run_dir/.lock` holding `{"pid", "host"}`; a lock whose process is gone (same host, dead pid) is
+stale and taken over. It is released at the end of the run and when the process exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+from reasonrl import dist
+from reasonrl.config import Config, to_dict, write_resolved
+from reasonrl.errors import UserError
+from reasonrl.outputs import check_output_dir
+from reasonrl.train.checkpoint import latest_checkpoint
+
+RUN_FILES = ("config.json", "metrics.jsonl", "checkpoints", "final", "plots", "resumes.jsonl")
+LOCK = ".lock"
+# Keys a resumed run may change: they steer how long it runs, what it logs and how often it evaluates or saves,
+# not what a step computes. Every other difference from the saved config.json refuses the resume.
+SAFE_TO_CHANGE = frozenset({
+    "train.steps", "train.eval_every", "train.eval_examples", "train.save_every", "train.log_checkpoints",
+    "train.resume", "train.overwrite", "log.run_dir", "log.progress", "log.plots", "dist.backend",
+})
+SAFE_SECTIONS = ("eval",)  # read by `reasonrl eval` only
+
+
+def existing_run(run_dir: Path) -> list[str]:
+    """The names of `RUN_FILES` present in `run_dir` (an empty `checkpoints/` does not count)."""
+    present = []
+    for name in RUN_FILES:
+        p = run_dir / name
+        if p.is_file() or (p.is_dir() and any(p.iterdir())):
+            present.append(name)
+    return present
+
+
+def config_changes(cfg: Config, saved: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """`section.key -> (saved, now)` for every key whose value differs from the saved resolved config."""
+    now = to_dict(cfg)
+    return {f"{section}.{key}": (old, now[section][key])
+            for section, table in saved.items() if section in now
+            for key, old in table.items() if key in now[section] and now[section][key] != old}
+
+
+def _safe(key: str) -> bool:
+    return key in SAFE_TO_CHANGE or key.split(".")[0] in SAFE_SECTIONS
+
+
+def _saved_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"log.run_dir {run_dir}: --resume, but it has no config.json to compare with") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: not a valid resolved config ({e})") from None
+
+
+def check(cfg: Config) -> Path:
+    """Refuse, before anything is read or written, a run that would lose or mix runs (see the module docstring)."""
+    run_dir = check_output_dir(cfg.log.run_dir, "log.run_dir")
+    t = cfg.train
+    if t.resume:
+        ckpt = latest_checkpoint(run_dir)
+        if ckpt is None:
+            raise UserError(f"log.run_dir {run_dir}: --resume, but there is nothing to resume (no checkpoint)")
+        changes = config_changes(cfg, _saved_config(run_dir))
+        unsafe = {k: v for k, v in changes.items() if not _safe(k)}
+        if unsafe:
+            listed = ", ".join(f"{k} {old!r} -> {new!r}" for k, (old, new) in unsafe.items())
+            raise UserError(f"log.run_dir {run_dir}: --resume with a config that differs from its config.json in "
+                            f"{listed}; only {', '.join(sorted(SAFE_TO_CHANGE))} may change (or start a new run)")
+        if "train.steps" in changes and t.steps < changes["train.steps"][0]:
+            raise UserError(f"log.run_dir {run_dir}: --resume may extend train.steps, not shorten it "
+                            f"({changes['train.steps'][0]} -> {t.steps})")
+    elif (present := existing_run(run_dir)) and not t.overwrite:
+        raise UserError(f"log.run_dir {run_dir} already holds a run ({', '.join(present)}): pass --resume to "
+                        "continue it or --overwrite to replace it")
+    holder = _live_holder(run_dir / LOCK)
+    if holder is not None:
+        raise UserError(_busy(run_dir, holder))
+    return run_dir
+
+
+def claim(cfg: Config, resume_step: int) -> None:
+    """Lock the run directory and write the run's config (rank 0; every rank raises the same error). Call it
+    after every input has been read and validated, before the first write."""
+    error = None
+    if dist.is_main():
+        try:
+            _claim(cfg, Path(cfg.log.run_dir), resume_step)
+        except UserError as e:
+            error = str(e)
+    error = dist.broadcast_object(error)
+    if error is not None:
+        raise UserError(error)
+
+
+def _claim(cfg: Config, run_dir: Path, resume_step: int) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    acquire(run_dir)
+    if cfg.train.resume:
+        changes = {k: v for k, v in config_changes(cfg, _saved_config(run_dir)).items() if k != "train.resume"}
+        if changes:
+            line = json.dumps({"step": resume_step, "changed": {k: {"from": a, "to": b} for k, (a, b) in
+                                                                 changes.items()}})
+            with (run_dir / "resumes.jsonl").open("a") as f:
+                f.write(line + "\n")
+    else:  # a fresh run: check() let an old run through only with train.overwrite; one may have appeared since
+        present = existing_run(run_dir)
+        if present and not cfg.train.overwrite:
+            release(run_dir)
+            raise UserError(f"log.run_dir {run_dir} already holds a run ({', '.join(present)}): pass --resume to "
+                            "continue it or --overwrite to replace it")
+        for name in RUN_FILES:
+            p = run_dir / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    write_resolved(cfg, run_dir)
+
+
+# ------------------------------------------------------------------------------------------------------- the lock
+
+_HELD: set[Path] = set()
+
+
+def _me() -> dict[str, Any]:
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def _read_lock(lock: Path) -> dict[str, Any] | None:
+    try:
+        holder = json.loads(lock.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {"pid": None, "host": "?"}  # unreadable: treat as held, the message names the file
+    return holder if isinstance(holder, dict) else {"pid": None, "host": "?"}
+
+
+def _alive(holder: dict[str, Any]) -> bool:
+    """A holder on another host (or unreadable) counts as alive: only a local dead pid is provably stale."""
+    if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+        return True
+    try:
+        os.kill(holder["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _live_holder(lock: Path) -> dict[str, Any] | None:
+    """The lock's holder if it is another live process, else None."""
+    holder = _read_lock(lock)
+    if holder is None or holder == _me() or not _alive(holder):
+        return None
+    return holder
+
+
+def _busy(run_dir: Path, holder: dict[str, Any]) -> str:
+    return (f"log.run_dir {run_dir} is in use by process {holder.get('pid')} on {holder.get('host')} (lock "
+            f"{run_dir / LOCK}); wait for it to finish, or delete the lock file if that process is gone")
+
+
+def acquire(run_dir: Path) -> None:
+    """Take `run_dir/.lock`, or raise UserError if another live process holds it; a stale lock is taken over."""
+    lock, me = run_dir / LOCK, _me()
+    tmp = run_dir / f"{LOCK}.{me['pid']}.tmp"
+    tmp.write_text(json.dumps(me) + "\n")
+    try:
+        for _ in range(3):
+            try:
+                os.link(tmp, lock)  # atomic: fails if the lock exists; the lock never exists half-written
+                break
+            except FileExistsError:
+                holder = _read_lock(lock)
+                if holder == me:
+                    break
+                if holder is not None and _alive(holder):
+                    raise UserError(_busy(run_dir, holder)) from None
+                lock.unlink(missing_ok=True)  # stale: its process is gone
+        else:
+            raise UserError(_busy(run_dir, _read_lock(lock) or {}))
+    finally:
+        tmp.unlink(missing_ok=True)
+    _HELD.add(run_dir)
+
+
+def release(run_dir: str | Path) -> None:
+    """Remove the lock if this process holds it."""
+    run_dir = Path(run_dir)
+    _HELD.discard(run_dir)
+    if _read_lock(run_dir / LOCK) == _me():
+        (run_dir / LOCK).unlink(missing_ok=True)
+
+
+@atexit.register
+def release_all() -> None:
+    """Every lock this process holds (also at exit, so a failed run leaves no live-looking lock behind)."""
+    for run_dir in list(_HELD):
+        release(run_dir)
