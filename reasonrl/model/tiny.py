@@ -28,6 +28,9 @@ PRESETS: dict[str, dict] = {
     # ~10M parameters
     "small": dict(hidden_size=320, intermediate_size=960, num_hidden_layers=8, num_attention_heads=5,
                   num_key_value_heads=5),
+    # ~99M parameters: the top of the scaling table in docs/benchmarks.md (benchmarks/rollout.py --scaling)
+    "medium": dict(hidden_size=768, intermediate_size=2560, num_hidden_layers=12, num_attention_heads=12,
+                   num_key_value_heads=12),
     # for unit tests: a few thousand parameters
     "micro": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=4),
