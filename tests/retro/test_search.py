@@ -66,11 +66,18 @@ def test_ban_lasts_exactly_one_step():
 
 
 def test_first_step_cut_at_the_separator():
-    # the stopping token may carry text past the separator; the step ends at the separator
-    cont = Scripted({"A.": " b. Wait", "A. b.": " c."})
+    # the engine stops with the token that completes the separator, which may carry more text (". Wa"): the step
+    # ends at the separator and phase 2 continues from exactly there
+    calls = []
+
+    def cont(prompts, prefixes, params):
+        calls.append(prefixes)
+        return [" b. Wa"] if params.banned_words else [" c."]
+
     from reasonrl.rollout.sampler import SamplingParams
 
     assert banned_first_step(cont, ["q"], ["A."], SamplingParams(), ("Hmm",), SEP) == [" b. c."]
+    assert calls[1] == ["A. b."]
     # a first step that ends without a separator (EOS) is the whole continuation: no second call
     cont = Scripted({"A.": " done"})
     assert banned_first_step(cont, ["q"], ["A."], SamplingParams(), ("Hmm",), SEP) == [" done"]
