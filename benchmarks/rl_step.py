@@ -44,7 +44,7 @@ from transformers import PreTrainedModel
 from reasonrl.algo.advantages import group_advantages
 from reasonrl.config import Config, load_config
 from reasonrl.model.setup import build_tokenizer
-from reasonrl.model.tiny import build_shape, num_params
+from reasonrl.model.tiny import build_model, build_shape, num_params
 from reasonrl.model.tokenizer import ASSISTANT
 from reasonrl.model.value import value_model_from_policy
 from reasonrl.optim import build_optimizer
@@ -112,7 +112,8 @@ def ours_grpo(policy, tokenizer, records: list[dict], cfg: Config, total_steps: 
 
     def step(i: int) -> tuple[int, float]:
         start = time.perf_counter()
-        batch, _ = grpo.collect(policy, tokenizer, records, cfg, i, build_reward(cfg))
+        state = {"step": i, "prompt_cursor": i * cfg.rl.prompts_per_step}  # no dynamic sampling: one round
+        batch, _ = grpo.collect(policy, tokenizer, records, cfg, state, build_reward(cfg))
         rollout_s = seconds_since(start)
         adv = group_advantages(batch.scores, cfg.rollout.num_samples, normalize_std=cfg.rl.group_std)  # (N,)
         batch.advantages = adv[:, None] * batch.mask
@@ -134,7 +135,8 @@ def ours_ppo(policy, tokenizer, records: list[dict], cfg: Config, total_steps: i
     def step(i: int) -> tuple[int, float]:
         start = time.perf_counter()
         seed = rl.step_seed(cfg.train.seed, i, 0)
-        prompts = rl.step_prompts(records, step=i, round_=0, num=cfg.rl.prompts_per_step, seed=cfg.train.seed)
+        prompts = rl.step_prompts(records, {"prompt_cursor": i * cfg.rl.prompts_per_step}, num=cfg.rl.prompts_per_step,
+                                  seed=cfg.train.seed)
         batch, _ = rl.rollout_and_score(policy, tokenizer, prompts, cfg, seed, build_reward(cfg))
         rollout_s = seconds_since(start)
         batch = ppo.critic_advantages(critic, batch, cfg, pretraining=False)
@@ -363,6 +365,63 @@ def time_trl_ppo(model, tokenizer, records: list[dict], args, between: Callable[
     return trl_summary(stamps, num * args.new_tokens)
 
 
+# ----------------------------------------------------------------------------- scaling
+
+
+SCALING_PRESETS = ("tiny", "small", "medium")
+SCALING_ROWS = (8, 64, 256)  # completions per step: 1, 8, 32 prompts x 8 samples
+SCALING_TOKENS = {"tiny": 32, "small": 16, "medium": 8}  # new tokens per completion (fewer for the big model)
+
+
+def scaling_cell(policy, tokenizer, optimizer, records: list[dict], rows: int, new_tokens: int) -> dict:
+    """One of our GRPO steps on `rows` completions, split into rollout / score / update seconds, with its peak
+    resident memory above the step's start."""
+    from memory import peak_rss_reset, peak_rss_since
+
+    args = argparse.Namespace(prompts=rows // 8, samples=8, new_tokens=new_tokens)
+    cfg = step_config("grpo", args)
+    base = peak_rss_reset()
+    start = time.perf_counter()
+    batch, info = rl.rollout_and_score(policy, tokenizer, records[: args.prompts], cfg, 0, build_reward(cfg))
+    sampled = seconds_since(start)
+    start = time.perf_counter()
+    adv = group_advantages(batch.scores, 8, normalize_std=cfg.rl.group_std)  # (N,)
+    batch.advantages = adv[:, None] * batch.mask
+    rl.policy_update(policy, optimizer, batch, cfg, seed=0)
+    update = seconds_since(start)
+    tokens = check_lengths(batch, cfg)
+    rollout, score = sampled - info["time_score"], info["time_score"]
+    return {"rows": rows, "new_tokens": new_tokens, "rollout_s": round(rollout, 3), "score_s": round(score, 4),
+            "update_s": round(update, 3), "tok_s": round(tokens / (sampled + update), 1),
+            "rollout_tok_s": round(tokens / rollout, 1), "peak_mb": round(peak_rss_since(base) / 2**20, 1)}
+
+
+def scaling(presets: list[str]) -> list[dict]:
+    """Our GRPO step over model size x completions per step; a warm-up step at 8 completions per preset."""
+    tokenizer = build_tokenizer()
+    records = synthetic(max(SCALING_ROWS) // 8, seed=0, difficulty=2)
+    out = []
+    for preset in presets:
+        policy = build_model(preset, tokenizer).train()
+        optimizer = build_optimizer(policy, step_config("grpo", argparse.Namespace(prompts=1, samples=8,
+                                                                                   new_tokens=8)).optim)
+        new_tokens = SCALING_TOKENS.get(preset, 16)
+        with forced_length():
+            scaling_cell(policy, tokenizer, optimizer, records, 8, new_tokens)  # warm-up
+            for rows in SCALING_ROWS:
+                out.append({"preset": preset, "params": num_params(policy),
+                            **scaling_cell(policy, tokenizer, optimizer, records, rows, new_tokens)})
+                print(out[-1], flush=True)
+    print("\n| preset | params | completions | new tokens | rollout s | score s | update s | tok/s (step) "
+          "| tok/s (rollout) | peak MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in out:
+        print(f"| {r['preset']} | {r['params'] / 1e6:.1f}M | {r['rows']} | {r['new_tokens']} | {r['rollout_s']:.3f} "
+              f"| {r['score_s']:.4f} | {r['update_s']:.3f} | {r['tok_s']:.0f} | {r['rollout_tok_s']:.0f} "
+              f"| {r['peak_mb']:.0f} |")
+    return out
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -399,10 +458,20 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=None, help="timed steps per side after one warm-up (default 5)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--out", default=None, help="write the headline figures as JSON here")
+    ap.add_argument("--scaling", nargs="*", default=None, metavar="PRESET",
+                    help="instead: our GRPO step split into rollout / score / update, with peak memory, over presets "
+                    f"(default {' '.join(SCALING_PRESETS)}) x {'/'.join(map(str, SCALING_ROWS))} completions")
     args = ap.parse_args(argv)
     args.repeats = args.repeats or (2 if args.quick else 5)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.scaling is not None:
+        cells = scaling(args.scaling or list(SCALING_PRESETS))
+        summary = {"benchmark": "rl_step_scaling", "threads": torch.get_num_threads(), "cells": cells, "ratio": None}
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(summary, f, indent=2)
+        return summary
 
     tokenizer = build_tokenizer()
     model = build_policy(tokenizer, layers=args.layers, width=args.width)

@@ -23,6 +23,11 @@ def init(backend: str = "auto") -> None:
     dist.init_process_group(backend=backend, timeout=timedelta(minutes=30))
 
 
+def launched_world_size() -> int:
+    """The number of processes this run was launched with (torchrun's WORLD_SIZE), known before `init`."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def is_dist() -> bool:
     return dist.is_available() and dist.is_initialized()
 

@@ -59,8 +59,14 @@ def micro_batch_indices(g: int, *, batch_size: int, num_examples: int, seed: int
 
     A pure function of (g, seed), so any process can find its data and a resumed run continues exactly.
     """
+    return stream_indices(g * batch_size, batch_size, num_examples=num_examples, seed=seed)
+
+
+def stream_indices(start: int, num: int, *, num_examples: int, seed: int) -> list[int]:
+    """Positions `[start, start + num)` of the example stream: a fresh permutation of the examples per epoch,
+    epochs one after another. Contiguous reads draw every example once per epoch."""
     out = []
-    for offset in range(g * batch_size, (g + 1) * batch_size):
+    for offset in range(start, start + num):
         epoch, pos = divmod(offset, num_examples)
         out.append(int(_permutation(num_examples, seed, epoch)[pos]))
     return out

@@ -15,6 +15,8 @@ from __future__ import annotations
 import copy
 import time
 
+import torch
+
 from reasonrl import dist
 from reasonrl.algo.advantages import group_advantages
 from reasonrl.algo.filters import dynamic_sampling_mask, varied_reward_mask
@@ -33,40 +35,55 @@ PLOT_KEYS = ["reward", "acc", "heldout_acc", "heldout_acc_greedy",
              "heldout_len", "len_correct", "len_wrong", "frac_negative", "adv_len_q1", "adv_len_q4"]  # Concise RL
 
 
-def collect(policy, tokenizer, train_records, cfg: Config, step: int, reward: Reward) -> tuple[rl.Batch, dict]:
-    """Rollout + reward, with DAPO dynamic sampling: keep informative groups until the batch is full."""
-    group = cfg.rollout.num_samples
-    want = max(1, cfg.rl.prompts_per_step // dist.world_size())  # groups this process should hold
+def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: Reward) -> tuple[rl.Batch, dict]:
+    """Rollout + reward, with DAPO dynamic sampling: keep informative groups until the batch is full.
+
+    Each round reads the next `rl.prompts_per_step` prompts of the stream (`rl.step_prompts`, which advances
+    `state["prompt_cursor"]`). A process keeps at most its share of groups and stops sampling once it has them;
+    all processes stop together, when every one is full or after `rl.max_sample_rounds`, so they run the same
+    rounds and their cursors agree. A process may end with fewer groups than the others (the update allows
+    that, `rl.minibatches`); one that kept none while others did holds its last round's first group with the
+    mask cleared (trained on nothing; its rows still count in that step's reward and accuracy log).
+    """
+    group, step = cfg.rollout.num_samples, state["step"]
+    want = cfg.rl.prompts_per_step // dist.world_size()  # groups this process should hold
     kept: list[rl.Batch] = []
     num_kept = num_seen = truncated = 0
     score_time = 0.0
     rounds = cfg.rl.max_sample_rounds if cfg.rl.dynamic_sampling else 1
     for round_ in range(rounds):
-        records = rl.step_prompts(train_records, step=step, round_=round_, num=cfg.rl.prompts_per_step,
-                                  seed=cfg.train.seed)
-        batch, info = rl.rollout_and_score(policy, tokenizer, records, cfg, rl.step_seed(cfg.train.seed, step,
-                                                                                        round_, dist.rank()), reward)
-        truncated += info["num_truncated"]
-        score_time += info["time_score"]
-        num_seen += batch.size // group
-        last = batch
-        if cfg.rl.dynamic_sampling:
-            keep = (dynamic_sampling_mask(batch.correct, group) if cfg.rl.dynamic_sampling_on == "acc"
-                    else varied_reward_mask(batch.scores, group))  # (N,) whole groups
-            batch = batch.rows(keep.nonzero()[:, 0][: (want - num_kept) * group])
-        if batch.size:
-            kept.append(batch)
-            num_kept += batch.size // group
-        if num_kept >= want:
+        records = rl.step_prompts(train_records, state, num=cfg.rl.prompts_per_step, seed=cfg.train.seed)
+        if num_kept < want:
+            batch, info = rl.rollout_and_score(policy, tokenizer, records, cfg,
+                                               rl.step_seed(cfg.train.seed, step, round_, dist.rank()), reward)
+            truncated += info["num_truncated"]
+            score_time += info["time_score"]
+            num_seen += batch.size // group
+            last = batch
+            if cfg.rl.dynamic_sampling:
+                keep = (dynamic_sampling_mask(batch.correct, group) if cfg.rl.dynamic_sampling_on == "acc"
+                        else varied_reward_mask(batch.scores, group))  # (N,) whole groups
+                batch = batch.rows(keep.nonzero()[:, 0][: (want - num_kept) * group])
+            if batch.size:
+                kept.append(batch)
+                num_kept += batch.size // group
+        if rl.global_count(torch.tensor([float(num_kept < want)])) == 0:  # every process is full
             break
-    if not kept:  # every group was all-correct or all-wrong: train on the last round (its advantages are 0)
-        kept.append(last)
+    kept_anywhere = rl.global_count(torch.tensor([float(num_kept)])) > 0  # every process asks: a collective
+    if not kept:
+        if not kept_anywhere:
+            kept.append(last)  # every group everywhere was all-correct or all-wrong: its advantages are 0
+        else:
+            pad = last.rows(torch.arange(group))
+            pad.mask = torch.zeros_like(pad.mask)
+            kept.append(pad)
     batch = rl.concat(kept, tokenizer.pad_token_id)
     return batch, {"kept_fraction": num_kept / max(1, num_seen), "sample_rounds": round_ + 1,
                    "num_truncated": truncated, "time_score": score_time}
 
 
 def train(cfg: Config) -> dict:
+    rl.check_rl_setup(cfg, dist.launched_world_size())
     run_dir, device, resume_from, policy, tokenizer = start_run(cfg)
     ref_model = copy.deepcopy(policy).eval().requires_grad_(False).to(device) if cfg.rl.kl_coef > 0 else None
     policy.to(device).train()
@@ -76,12 +93,12 @@ def train(cfg: Config) -> dict:
 
     policy, optimizer = policy_and_optimizer(policy, cfg)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
-    state = {"step": 0, "tokens_seen": 0}
+    state = rl.progress_state(None)
     if resume_from:
         trainer_state, _ = ckpt_lib.load_trainer_state(resume_from)
         optimizer.load_state_dict(trainer_state["optimizers"]["policy"])
         scheduler.load_state_dict(trainer_state["scheduler"])
-        state = trainer_state["progress"]
+        state = rl.progress_state(trainer_state)
     log = open_log(cfg, run_dir, state["step"])  # the first write: every input is validated
     n_params = num_params(dist.unwrap(policy))
     if state["step"] == 0 and cfg.train.eval_every:  # the starting point of the held-out curve
@@ -92,7 +109,7 @@ def train(cfg: Config) -> dict:
         step = state["step"]
         t0 = time.perf_counter()
         # rollout -> reward -> filter
-        batch, info = collect(policy, tokenizer, train_records, cfg, step, reward)
+        batch, info = collect(policy, tokenizer, train_records, cfg, state, reward)
         batch = batch.to(device)
         t1 = time.perf_counter()
         # advantages: group-normalised outcome reward on every response token

@@ -18,7 +18,7 @@ import time
 import torch
 
 from reasonrl import dist
-from reasonrl.algo.advantages import decoupled_gae, length_adaptive_lambda, whiten
+from reasonrl.algo.advantages import decoupled_gae, length_adaptive_lambda, masked_moments, whiten
 from reasonrl.algo.kl import KL_ESTIMATORS
 from reasonrl.algo.rewards import token_level_rewards
 from reasonrl.config import Config
@@ -47,8 +47,8 @@ def compute_advantages(batch: rl.Batch, values: torch.Tensor, cfg: Config, *, pr
     lam_p = length_adaptive_lambda(batch.lengths, alpha=r.alpha) if r.length_adaptive else r.lam_policy
     advantages, returns = decoupled_gae(rewards, values, batch.mask, gamma=r.gamma, lam_policy=lam_p,
                                         lam_critic=1.0 if pretraining else r.lam_critic)
-    if r.whiten_advantages:
-        advantages = whiten(advantages, batch.mask)
+    if r.whiten_advantages:  # with the whole batch's statistics, summed over processes
+        advantages = whiten(advantages, batch.mask, moments=dist.all_reduce_sum(masked_moments(advantages, batch.mask)))
     batch.advantages, batch.returns, batch.old_values = advantages, returns, values
     return batch
 
@@ -66,6 +66,7 @@ def critic_advantages(critic, batch: rl.Batch, cfg: Config, *, pretraining: bool
 
 
 def train(cfg: Config) -> dict:
+    rl.check_rl_setup(cfg, dist.launched_world_size())
     run_dir, device, resume_from, policy, tokenizer = start_run(cfg)
     if resume_from:
         critic = load_value_model(resume_from / "critic")
@@ -85,13 +86,13 @@ def train(cfg: Config) -> dict:
     critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.rl.critic_lr, betas=tuple(cfg.optim.betas))
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
     total = cfg.rl.value_pretrain_steps + cfg.train.steps
-    state = {"step": 0, "tokens_seen": 0}
+    state = rl.progress_state(None)
     if resume_from:
         trainer_state, _ = ckpt_lib.load_trainer_state(resume_from)
         optimizer.load_state_dict(trainer_state["optimizers"]["policy"])
         critic_opt.load_state_dict(trainer_state["optimizers"]["critic"])
         scheduler.load_state_dict(trainer_state["scheduler"])
-        state = trainer_state["progress"]
+        state = rl.progress_state(trainer_state)
     log = open_log(cfg, run_dir, state["step"])  # the first write: every input is validated
     n_params = num_params(dist.unwrap(policy))
     if state["step"] == 0 and cfg.train.eval_every:  # the starting point of the held-out curve
@@ -104,8 +105,7 @@ def train(cfg: Config) -> dict:
         seed = rl.step_seed(cfg.train.seed, step, dist.rank())
         t0 = time.perf_counter()
         # rollout -> reward
-        records = rl.step_prompts(train_records, step=step, round_=0, num=cfg.rl.prompts_per_step,
-                                  seed=cfg.train.seed)
+        records = rl.step_prompts(train_records, state, num=cfg.rl.prompts_per_step, seed=cfg.train.seed)
         batch, info = rl.rollout_and_score(policy, tokenizer, records, cfg, seed, reward)
         batch = batch.to(device)
         t1 = time.perf_counter()

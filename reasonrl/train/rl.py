@@ -3,7 +3,14 @@ the policy and critic updates, and checkpointing. Each is a plain function; the 
 
 Distribution: every process samples its share of the step's prompts; losses are aggregated with global
 token / sequence counts (summed over processes) and multiplied by the world size because DDP averages
-gradients, so N processes compute the same update as one process holding the whole batch.
+gradients, so N processes compute the same update as one process holding the whole batch. Processes may
+hold different numbers of rows (dynamic sampling keeps what it finds): the number of minibatches comes from
+the global row count, and a process without rows for one of them trains on a masked row, so every process
+makes the same collectives.
+
+Dropout is off for the whole of RL: the sampler runs the policy in eval() mode and so does the update, so the
+update's log-probs on fresh data are the ones the sampler drew with (ratio 1); a dropout-perturbed ratio
+would be clipped noise.
 """
 
 from __future__ import annotations
@@ -22,12 +29,13 @@ from reasonrl.algo.length_bias import finish_length_bias, length_bias_sums, quar
 from reasonrl.algo.losses import aggregate, policy_loss, positive_nll, value_loss
 from reasonrl.algo.rewards import overlong_penalty
 from reasonrl.config import Config
+from reasonrl.errors import UserError
 from reasonrl.model.logprobs import sequence_logprobs
 from reasonrl.model.value import token_values
 from reasonrl.reward import Responses, Reward
 from reasonrl.rollout.sampler import Rollout, SamplingParams, sample
 from reasonrl.tasks.prompts import format_prompt
-from reasonrl.train.data import micro_batch_indices
+from reasonrl.train.data import stream_indices
 from reasonrl.train.grad import clip_grad, clip_grad_synced
 from reasonrl.train.run import dion_data_parallel
 
@@ -68,10 +76,45 @@ def step_seed(seed: int, *parts: int) -> int:
     return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") >> 1
 
 
-def step_prompts(records: list[dict], *, step: int, round_: int, num: int, seed: int) -> list[dict]:
-    """This process's share of the `num` prompts of (step, round): consecutive slices of per-epoch shuffles."""
-    chunk = step * 64 + round_  # up to 64 sampling rounds per step address distinct slices
-    idx = micro_batch_indices(chunk, batch_size=num, num_examples=len(records), seed=seed)
+def check_rl_setup(cfg: Config, world: int) -> None:
+    """What an RL run needs beyond the config's own ranges, checked before anything is written: sampling at
+    a temperature > 0 (greedy rollouts have no log-probs to form a ratio with; greedy evaluation is
+    `train.eval_temperature = 0`), and a prompt batch and minibatch that divide over the `world` processes."""
+    checks = [
+        (cfg.rollout.temperature > 0, f"rollout.temperature must be > 0 for RL training, got "
+                                      f"{cfg.rollout.temperature} (greedy is for evaluation: train.eval_temperature)"),
+        (cfg.rl.prompts_per_step % world == 0, f"rl.prompts_per_step = {cfg.rl.prompts_per_step} must be a "
+                                               f"multiple of the {world} processes"),
+        (cfg.rl.minibatch_size % world == 0, f"rl.minibatch_size = {cfg.rl.minibatch_size} must be a multiple of "
+                                             f"the {world} processes"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(f"config: {message}")
+
+
+def progress_state(trainer_state: dict | None) -> dict:
+    """The trainer's progress: step, tokens seen and `prompt_cursor` (prompts drawn from the data stream so
+    far), fresh or from a checkpoint's trainer state."""
+    if trainer_state is None:
+        return {"step": 0, "tokens_seen": 0, "prompt_cursor": 0}
+    state = dict(trainer_state["progress"])
+    if "prompt_cursor" not in state:
+        raise UserError("checkpoint: its progress has no prompt_cursor (written before the prompt stream); "
+                        "start a fresh run")
+    return state
+
+
+def step_prompts(records: list[dict], state: dict, *, num: int, seed: int) -> list[dict]:
+    """This process's share of the next `num` prompts of the data stream, and advance `state["prompt_cursor"]`.
+
+    The stream is the concatenation of a fresh permutation of `records` per epoch (`data.stream_indices`), read
+    contiguously: every prompt is drawn once per epoch, a resumed run continues where the checkpoint's cursor
+    stopped, and a dynamic-sampling round reads on from the previous one. Every process advances the cursor by
+    the same `num`, so all stay in step.
+    """
+    idx = stream_indices(state["prompt_cursor"], num, num_examples=len(records), seed=seed)
+    state["prompt_cursor"] += num
     return [records[i] for i in idx][dist.rank() :: dist.world_size()]
 
 
@@ -86,10 +129,10 @@ def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed:
     """Sample `rollout.num_samples` responses per record and score them with the configured reward plug-in
     (`reasonrl.reward`), plus DAPO's overlong shaping when on."""
     prompts = [format_prompt(tokenizer, r["prompt"], cfg.data.prompt_template) for r in records]
-    policy.eval()
+    policy.eval()  # and it stays so: RL trains without dropout (see the module docstring)
     with torch.no_grad():
         ro: Rollout = sample(dist.unwrap(policy), tokenizer, prompts, sampling_params(cfg, seed))
-    policy.train()
+        old_logp = recompute_logprobs(policy, ro, cfg) if cfg.rl.recompute_old_logp else ro.logprobs
     t_score = time.perf_counter()
     lengths = ro.response_mask.sum(dim=1)
     rows = [int(i) for i in ro.prompt_index]
@@ -102,11 +145,20 @@ def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed:
         scores = scores + overlong_penalty(lengths, max_len=cfg.rollout.max_new_tokens,
                                            cache_len=cfg.rl.overlong_cache)
     batch = Batch(input_ids=ro.input_ids, attention_mask=ro.attention_mask, mask=ro.response_mask,
-                  old_logp=ro.logprobs, scores=scores, correct=scored.correct, lengths=lengths,
+                  old_logp=old_logp, scores=scores, correct=scored.correct, lengths=lengths,
                   prompt_len=ro.prompt_len)
     info = {"num_truncated": sum(f == "length" for f in ro.finish_reasons),
             "time_score": time.perf_counter() - t_score, **{f"reward/{k}": v for k, v in scored.stats.items()}}
     return batch, info
+
+
+def recompute_logprobs(policy, ro: Rollout, cfg: Config) -> torch.Tensor:
+    """`rl.recompute_old_logp`: the rollout's log-probs by teacher forcing with the policy as the update will run
+    it (eval mode, sampling temperature), `rollout.batch_size` rows at a time; 0 off the response mask."""
+    model, rows = dist.unwrap(policy), cfg.rollout.batch_size
+    parts = [sequence_logprobs(model, ro.input_ids[i : i + rows], ro.attention_mask[i : i + rows],
+                               temperature=cfg.rollout.temperature) for i in range(0, ro.input_ids.shape[0], rows)]
+    return torch.where(ro.response_mask, torch.cat(parts), 0.0)  # (N, L)
 
 
 def concat(batches: list[Batch], pad_id: int) -> Batch:
@@ -145,14 +197,29 @@ def global_count(x: torch.Tensor) -> float:
 
 
 def minibatches(n: int, cfg: Config, seed: int) -> list[torch.Tensor]:
-    """Shuffled row indices split into this process's share of `rl.minibatch_size`-sequence minibatches."""
-    size = max(1, cfg.rl.minibatch_size // dist.world_size())
+    """Shuffled row indices split into this process's share of `rl.minibatch_size`-sequence minibatches.
+
+    The number of minibatches per epoch is ceil(rows of all processes / minibatch_size), the same on every
+    process even when they hold different numbers of rows; a process takes `minibatch_size / world` rows per
+    minibatch (more when it holds more than its share) and an empty index tensor where it has none left."""
+    num = math.ceil(global_count(torch.tensor([float(n)])) / cfg.rl.minibatch_size)
+    size = max(cfg.rl.minibatch_size // dist.world_size(), math.ceil(n / max(1, num)))
     g = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(cfg.rl.ppo_epochs):
         perm = torch.randperm(n, generator=g)
-        out.extend(perm[i : i + size] for i in range(0, n, size))
+        out.extend(perm[i * size : (i + 1) * size] for i in range(num))
     return out
+
+
+def minibatch_rows(batch: Batch, idx: torch.Tensor) -> Batch:
+    """`batch.rows(idx)`, or for an empty `idx` one row with its mask cleared: it trains on nothing but lets this
+    process take part in the forward, backward and collectives of a minibatch the others have rows for."""
+    if idx.numel():
+        return batch.rows(idx)
+    mb = batch.rows(torch.zeros(1, dtype=torch.long))
+    mb.mask = torch.zeros_like(mb.mask)
+    return mb
 
 
 def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, ref_model=None) -> dict:
@@ -160,15 +227,16 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
     In Dion's data-parallel mode the policy is not DDP-wrapped, so gradients are local and clipping syncs the norm."""
     rl, world = cfg.rl, dist.world_size()
     local_grads = dion_data_parallel(cfg)
+    policy.eval()  # no dropout: on fresh data the ratio to the sampler's log-probs is 1
     acc: dict[str, list[float]] = {}
     skipped = 0
     for idx in minibatches(batch.size, cfg, seed):
-        mb = batch.rows(idx)
+        mb = minibatch_rows(batch, idx)
         num_tokens = global_count(mb.mask)
         num_seqs = global_count(mb.mask.any(dim=1))
         p = shareable_prompt_len(mb, cfg)
         logp, entropy = sequence_logprobs(policy, mb.input_ids, mb.attention_mask, prompt_len=p,
-                                          temperature=max(cfg.rollout.temperature, 1e-6), return_entropy=True)
+                                          temperature=cfg.rollout.temperature, return_entropy=True)
         loss, stats = policy_loss(logp, mb.old_logp, mb.advantages, mb.mask, clip_low=rl.clip_low,
                                   clip_high=rl.clip_high, dual_clip=rl.dual_clip or None, agg=rl.loss_agg,
                                   num_tokens=num_tokens, num_seqs=num_seqs)
@@ -208,9 +276,10 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
 def critic_update(critic, optimizer, batch: Batch, cfg: Config, *, seed: int) -> dict:
     """Value regression on `batch.returns` over minibatches; returns mean value loss / explained variance."""
     world = dist.world_size()
+    critic.eval()  # no dropout, as in the policy update
     acc: dict[str, list[float]] = {}
     for idx in minibatches(batch.size, cfg, seed):
-        mb = batch.rows(idx)
+        mb = minibatch_rows(batch, idx)
         num_tokens = global_count(mb.mask)
         values = token_values(critic, mb.input_ids, mb.attention_mask, prompt_len=shareable_prompt_len(mb, cfg))
         loss, stats = value_loss(values, mb.old_values, mb.returns, mb.mask, clip=cfg.rl.value_clip or None,

@@ -171,20 +171,20 @@ mine = batch.rows(torch.arange(dist.rank() * half, (dist.rank() + 1) * half))
 if sys.argv[3] == "sgd":
     model = dist.wrap_model(model, "ddp")
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-else:  # Dion: with 2 processes its data-parallel mode (no DDP; P / R factors averaged), clipping on
+else:  # Dion: with 2 processes its data-parallel mode (no DDP; P / R factors averaged), clipping on and reached
     from reasonrl.train.run import dion_data_parallel, policy_and_optimizer
     cfg = load_config(None, ["--rl.minibatch_size=8", "--rl.loss_agg=" + sys.argv[2], "--rl.pos_nll_coef=0.1",
-                             "--train.max_grad_norm=0.5", "--optim.name=dion", "--optim.lr=0.05",
+                             "--train.max_grad_norm=0.05", "--optim.name=dion", "--optim.lr=0.05",
                              "--optim.rank_fraction=0.5", "--optim.warmup_steps=0"])
     model, opt = policy_and_optimizer(model, cfg)
     assert dion_data_parallel(cfg) == (dist.world_size() == 2)
     assert dist.world_size() == 1 or model is dist.unwrap(model)  # 2 processes: Dion's own sync, no DDP
 init = {k: v.clone() for k, v in dist.unwrap(model).state_dict().items()}
-for _ in range(2):
-    policy_update(model, opt, mine, cfg, seed=0)
+norms = [policy_update(model, opt, mine, cfg, seed=0)["grad_norm"] for _ in range(2)]
 if dist.rank() == 0:
     w = dist.unwrap(model).state_dict()
-    torch.save({"w": w, "moved": max((w[k] - init[k]).abs().max().item() for k in w)}, sys.argv[1])
+    torch.save({"w": w, "moved": max((w[k] - init[k]).abs().max().item() for k in w), "norms": norms,
+                "max_norm": cfg.train.max_grad_norm}, sys.argv[1])
 dist.destroy()
 '''
 
@@ -203,6 +203,9 @@ def test_two_process_policy_update_equals_one_process(tmp_path, agg, opt):
         assert r.returncode == 0, r.stderr[-3000:]
     a, b = torch.load(out[1]), torch.load(out[2])
     assert a["moved"] > 1e-4 and b["moved"] > 1e-4  # the updates did something
+    if opt == "dion":  # every step clips, so the clip norm itself must be the whole batch's
+        assert min(a["norms"] + b["norms"]) > a["max_norm"] > 0, (a["norms"], b["norms"])
+        assert a["norms"] == pytest.approx(b["norms"], rel=1e-5)
     diff = max((a["w"][k] - b["w"][k]).abs().max().item() for k in a["w"])
     assert diff < 1e-6
 

@@ -1,0 +1,97 @@
+"""Two gloo ranks vs one process for the RL spine: whitening with whole-batch statistics, and processes that hold
+different numbers of rows (dynamic sampling stops on different counts) still pair their collectives and make the
+one-process update. The ranks are forked (tests/train/_rl_dist_worker.py); a hang fails after a timeout."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _rl_dist_worker as w  # noqa: E402
+
+from reasonrl.train import ppo, rl  # noqa: E402
+
+TIMEOUT_S = 300
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> list[dict]:
+    out = tmp_path_factory.mktemp("rl_dist")
+    ctx = mp.start_processes(w.run, args=(w.WORLD, _free_port(), str(out)), nprocs=w.WORLD, start_method="fork",
+                             join=False)
+    deadline = time.monotonic() + TIMEOUT_S
+    while not ctx.join(timeout=5):
+        if time.monotonic() > deadline:  # collectives that do not pair up hang: fail instead of waiting 30 min
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail(f"the 2-process RL scenarios did not finish in {TIMEOUT_S} s")
+    return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(w.WORLD)]
+
+
+def test_whitening_over_two_processes_equals_one_process(ranks):
+    batch, values = w.whiten_inputs()
+    whole = ppo.compute_advantages(batch, values, w.whiten_config(), pretraining=False).advantages
+    split = torch.cat([ranks[0]["adv"], ranks[1]["adv"]])
+    torch.testing.assert_close(split, whole, atol=1e-6, rtol=1e-6)
+    assert whole[batch.mask].std() == pytest.approx(1.0, abs=1e-5)  # whitened for real
+    # each rank whitening its own rows would differ (the bug): rank 1's 3 rows alone
+    own = ppo.compute_advantages(batch.rows(torch.tensor([5, 6, 7])), values[5:], w.whiten_config(),
+                                 pretraining=False).advantages
+    assert (own - whole[5:]).abs().max() > 0.05
+
+
+def _one_process_update(batches: list[rl.Batch], seed: int) -> dict:
+    cfg = w.sampling_config()
+    batch = rl.concat(batches, 0)
+    model = w.tiny_policy()
+    stats = rl.policy_update(model, torch.optim.SGD(model.parameters(), lr=0.5), batch, cfg, seed=seed)
+    return {"w": model.state_dict(), "loss": stats["policy_loss"]}
+
+
+def test_rank_with_fewer_groups_finishes_and_matches_one_process(ranks):
+    a, b = ranks[0]["fewer"], ranks[1]["fewer"]
+    # rank 0 was full after round 1 and stopped sampling; rank 1 kept one group (round 2) of the 3 rounds
+    assert a["batch"].size == 2 * w.G and b["batch"].size == 1 * w.G
+    assert a["rounds"] == b["rounds"] == 3
+    assert a["cursor"] == b["cursor"] == 3 * 4  # both read the same 3 rounds of 4 prompts from the stream
+    assert a["batch"].mask.any(1).all() and b["batch"].mask.any(1).all()
+    ref = _one_process_update([a["batch"], b["batch"]], seed=5)
+    moved = max((ref["w"][k] - w.tiny_policy().state_dict()[k]).abs().max().item() for k in ref["w"])
+    assert moved > 1e-3
+    for k in ref["w"]:
+        torch.testing.assert_close(a["w"][k], b["w"][k], atol=0, rtol=0)  # DDP kept the ranks equal
+        torch.testing.assert_close(a["w"][k], ref["w"][k], atol=1e-6, rtol=1e-5)
+
+
+def test_rank_with_no_group_trains_on_nothing_and_matches_one_process(ranks):
+    a, b = ranks[0]["none"], ranks[1]["none"]
+    assert a["rounds"] == b["rounds"] == 3 and a["cursor"] == b["cursor"] == 12
+    assert b["batch"].size == w.G and not b["batch"].mask.any()  # a masked group: it trains on nothing
+    ref = _one_process_update([a["batch"]], seed=6)  # so the update is rank 0's groups alone
+    for k in ref["w"]:
+        torch.testing.assert_close(a["w"][k], b["w"][k], atol=0, rtol=0)
+        torch.testing.assert_close(a["w"][k], ref["w"][k], atol=1e-6, rtol=1e-5)
+
+
+def test_more_minibatches_than_a_rank_has_rows_for(ranks):
+    """Minibatches of 4 over 8 + 4 rows: 3 per epoch on both ranks; rank 1 runs out after 2 and trains the
+    third on a masked row, so both make the same forward / backward / all-reduce calls."""
+    a, b = ranks[0]["small_mb"], ranks[1]["small_mb"]
+    assert a["minibatches"] == [3, 3, 2] * 2 and b["minibatches"] == [2, 2, 0] * 2
+    moved = max((a["w"][k] - w.tiny_policy().state_dict()[k]).abs().max().item() for k in a["w"])
+    assert moved > 1e-3 and all(torch.isfinite(v).all() for v in a["w"].values())
+    for k in a["w"]:
+        torch.testing.assert_close(a["w"][k], b["w"][k], atol=0, rtol=0)
