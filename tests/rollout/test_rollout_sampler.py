@@ -12,6 +12,7 @@ from reasonrl.rollout.cache import PreallocatedLayer, make_cache
 from reasonrl.rollout.fast_step import supports_fast_step
 from reasonrl.rollout.processors import truncate
 from reasonrl.rollout.sampler import Rollout, SamplingParams, sample
+from reasonrl.tasks import synthetic
 
 
 def _response(r: Rollout, row: int) -> list[int]:
@@ -170,3 +171,23 @@ def test_model_mode_restored_and_rollout_to(rollout_tokenizer, prompts):
     assert model.training
     moved = r.to("cpu")
     assert isinstance(moved, Rollout) and moved.prompt_len == r.prompt_len and torch.equal(moved.logprobs, r.logprobs)
+
+
+@pytest.mark.parametrize("fast_step", [True, False])
+def test_logprobs_equal_teacher_forcing_after_finished_rows_are_dropped(rollout_tokenizer, scripted_model, scripts,
+                                                                       fast_step):
+    """The "short" script ends after a few tokens, so its rows are dropped from the batch (cache, mask and position
+    ids sliced) while rows of longer prompts keep decoding: their positions must follow them. A scrambled position
+    id of a kept row shifts its log-probs by ~1e-3; fp32 agreement is ~1e-6."""
+    tok = rollout_tokenizer
+    long_prompt = scripts.chat(tok, synthetic.generate(1, seed=5, difficulty=3)[0]["prompt"])
+    prompts = [scripts.chat(tok, "short"), scripts.chat(tok, "calc"), long_prompt, scripts.chat(tok, "stop")]
+    lengths = {len(tok.encode(p, add_special_tokens=False)) for p in prompts[1:]}
+    assert len(lengths) >= 2  # the rows that stay have different prompt lengths
+    r = sample(scripted_model, tok, prompts, SamplingParams(temperature=0.8, max_new_tokens=24, n=2, seed=0,
+                                                            fast_step=fast_step))
+    ends = r.response_lengths.tolist()
+    assert max(ends[:2]) < 8 and max(ends[2:]) > 12, ends  # "short" finished early, others went on
+    with torch.no_grad():
+        logp = sequence_logprobs(scripted_model, r.input_ids, r.attention_mask, temperature=0.8)
+    assert (logp - r.logprobs)[r.response_mask].abs().max() < 1e-5
