@@ -1,0 +1,153 @@
+"""Retro-Search at toy scale (arXiv 2504.04383): revise a meandering reasoner's traces, then distil them.
+
+    .venv/bin/python benchmarks/retro_search.py --quick --out quick.json   # plumbing only (micro models, no SFT)
+    .venv/bin/python benchmarks/retro_search.py --out retro.json           # full run
+
+1. The meandering reasoner M: the `tiny` preset SFT-trained on synthetic traces where many examples abandon a
+   first attempt with `Alternatively,` or correct a slip with `Wait,` (slip 0.3, switch 0.5).
+2. The weak reviser W: the `micro` preset trained the same way (weak-to-strong).
+3. M samples one trace per training problem (`reasonrl eval --eval.split=train`, T = 1).
+4. `reasonrl retro-search` revises M's correct traces with M itself (self) and with W (weak-to-strong).
+5. Two fresh `tiny` models are SFT-trained, one on M's original correct traces, one on their self-revised
+   versions (same problems, same steps), per seed (3 seeds), and evaluated greedily on the held-out split:
+   accuracy, response length in tokens and thought switches per response, pooled over seeds (`acc_stderr` is
+   the binomial standard error of the pooled samples; per-seed numbers are in `sft_per_seed`).
+
+Stages whose outputs exist under --run-root are reused (models, samples) or resumed (retro-search), so an
+interrupted run continues where it stopped.
+
+Every stage runs through the `reasonrl` CLI. Prints the tables and writes `revision`, `revision_w2s`, `sft`
+(full run) and `ratio` = revised-student length / original-student length as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from reasonrl import cli
+from reasonrl.eval.report import print_rows
+from reasonrl.retro.segment import SYNTHETIC_STEP_SEP, num_switches
+
+KEYWORDS = ("Alternatively", "Wait", "But wait", "Hmm", "Hold on", "Another approach")
+FULL = {"difficulty": 1, "teacher": "tiny", "teacher_steps": 300, "reviser": "micro", "reviser_steps": 300,
+        "batch_size": 32, "num_train": 8000, "num_traces": 1500, "student_steps": 250, "num_test": 200,
+        "max_new_tokens": 96, "student_seeds": (0, 1, 2), "sft": True}
+QUICK = {"difficulty": 1, "teacher": "micro", "teacher_steps": 4, "reviser": "micro", "reviser_steps": 2,
+         "batch_size": 8, "num_train": 64, "num_traces": 24, "student_steps": 0, "num_test": 16,
+         "max_new_tokens": 48, "student_seeds": (), "sft": False}
+CORPUS = {"slip_fraction": 0.3, "alt_fraction": 0.5}
+
+
+def world(s: dict) -> list[str]:
+    return [f"--data.difficulty={s['difficulty']}", f"--data.num_test={s['num_test']}",
+            f"--rollout.max_new_tokens={s['max_new_tokens']}", "--log.progress=false"]
+
+
+def sft(run_dir: Path, preset: str, steps: int, s: dict, data: list[str]) -> Path:
+    """SFT from scratch through `reasonrl sft`; returns the final model directory (kept from an earlier run)."""
+    if (run_dir / "final").is_dir():
+        print(f"reusing {run_dir / 'final'}")
+        return run_dir / "final"
+    assert cli.run(["sft", "--config", "configs/sft.toml", f"--model.preset={preset}", f"--train.steps={steps}",
+                    f"--train.batch_size={s['batch_size']}", "--train.eval_every=0", "--train.save_every=0",
+                    "--train.log_checkpoints=0", "--train.eval_examples=8", "--optim.warmup_steps=20",
+                    f"--log.run_dir={run_dir}", *world(s), *data]) == 0, f"sft failed for {run_dir}"
+    return run_dir / "final"
+
+
+def evaluate(model: Path, out: Path, s: dict, *, split: str, temperature: float, num: int) -> list[dict]:
+    """`reasonrl eval` on the synthetic world; returns its samples (kept from an earlier run)."""
+    if (out / "samples.jsonl").is_file():
+        return [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert cli.run(["eval", "--model", str(model), "--data", "synthetic", "--out", str(out), *world(s),
+                    f"--eval.split={split}", f"--eval.max_examples={num}", f"--rollout.temperature={temperature}",
+                    f"--data.num_train={s['num_train']}"]) == 0
+    return [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+
+
+def summary(samples: list[dict]) -> dict:
+    n = len(samples)
+    acc = sum(x["correct"] for x in samples) / n
+    return {"acc": acc, "acc_stderr": math.sqrt(acc * (1 - acc) / n), "length": sum(x["length"] for x in samples) / n,
+            "switches": sum(num_switches(x["response"], KEYWORDS, SYNTHETIC_STEP_SEP) for x in samples) / n,
+            "num": n}
+
+
+def retro(model: Path, traces: Path, out: Path, reviser: Path | None) -> dict:
+    """`reasonrl retro-search` (resuming an earlier run's file); returns the revision block (per-trace means)."""
+    args = ["retro-search", "--model", str(model), "--data", str(traces), "--out", str(out), "--synthetic",
+            "--batch-size", "64", "--max-new-tokens", "64", "--no-progress"]
+    args += (["--reviser", str(reviser)] if reviser else []) + (["--resume"] if out.exists() else [])
+    assert cli.run(args) == 0
+    stats = json.loads(out.with_name(out.stem + ".stats.json").read_text())
+    from reasonrl.tasks.synthetic import verify
+
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    correct = sum(verify(r["response"], r["answer"]) for r in rows)
+    return {"traces": len(rows), "revised_correct_fraction": correct / max(1, len(rows)),
+            "tokens_before": stats["tokens_before"], "tokens_after": stats["tokens_after"],
+            "switches_before": stats["switches_before"], "switches_after": stats["switches_after"],
+            "steps_before": stats["steps_before"], "steps_after": stats["steps_after"],
+            "accepted_revisions": stats["accepted_revisions"], "traces_changed": stats["traces_changed"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="micro models, a few steps, no student SFT (plumbing)")
+    ap.add_argument("--run-root", default="runs/retro_search", help="where models, traces and evals go")
+    ap.add_argument("--out", default=None, help="write the results as JSON here")
+    args = ap.parse_args()
+    torch.set_num_threads(1)  # the benchmark machine is shared; one thread per process is the fair share
+    s = QUICK if args.quick else FULL
+    root = Path(args.run_root) / ("quick" if args.quick else "full")
+    t0 = time.perf_counter()
+    corpus = [f"--data.num_train={s['num_train']}", *(f"--data.{k}={v}" for k, v in CORPUS.items())]
+    teacher = sft(root / "teacher", s["teacher"], s["teacher_steps"], s, corpus)
+    reviser = sft(root / "reviser", s["reviser"], s["reviser_steps"], s, corpus)
+    trace_samples = evaluate(teacher, root / "traces", s, split="train", temperature=1.0, num=s["num_traces"])
+    traces = root / "traces" / "samples.jsonl"
+    teacher_train = summary(trace_samples)
+    revision = retro(teacher, traces, root / "revised_self.jsonl", None)
+    revision_w2s = retro(teacher, traces, root / "revised_w2s.jsonl", reviser)
+    print_rows("revision (means per revised trace)", [{"reviser": f"self ({s['teacher']})", **revision},
+                                                      {"reviser": f"weak ({s['reviser']})", **revision_w2s}])
+    result = {"teacher_train_samples": teacher_train, "revision": revision, "revision_w2s": revision_w2s}
+    if s["sft"]:
+        revised = root / "revised_self.jsonl"
+        samples: dict[str, list[dict]] = {"original": [], "revised": []}
+        per_seed = []
+        for seed in s["student_seeds"]:
+            row = {"seed": seed}
+            for name, field in (("original", "original_response"), ("revised", "response")):
+                model = sft(root / f"student_{name}_s{seed}", "tiny", s["student_steps"], s,
+                            [f"--data.source={revised}", f"--data.response_field={field}", f"--train.seed={seed}",
+                             f"--model.init_seed={seed}"])
+                mine = evaluate(model, root / f"eval_{name}_s{seed}", s, split="test", temperature=0.0,
+                                num=s["num_test"])
+                samples[name] += mine
+                row.update({f"{name}_acc": summary(mine)["acc"], f"{name}_length": summary(mine)["length"]})
+            per_seed.append(row)
+        print_rows("students per seed (held-out, greedy)", per_seed)
+        students = {name: summary(rows) for name, rows in samples.items()}
+        students["teacher"] = summary(evaluate(teacher, root / "eval_teacher", s, split="test", temperature=0.0,
+                                               num=s["num_test"]))
+        print_rows("held-out (greedy)", [{"model": k, **v} for k, v in students.items()])
+        result["sft"], result["sft_per_seed"] = students, per_seed
+        result["ratio"] = students["revised"]["length"] / students["original"]["length"]
+    seconds = time.perf_counter() - t0
+    print(f"\n{seconds:.0f} s")
+    if args.out:
+        settings = {**s, "student_seeds": list(s["student_seeds"]), **CORPUS, "quick": args.quick}
+        out = {"settings": settings, **result, "seconds": seconds, "machine": platform.platform()}
+        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
