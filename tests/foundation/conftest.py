@@ -46,6 +46,19 @@ def make_micro_toml(tokenizer_dir):
 
 
 @pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, make_micro_toml):
+    """A real finished 2-step SFT run (checkpoints at steps 1 and 2, final/, metrics.jsonl, config.json); its config
+    is `micro.toml` beside it. Copy it before use."""
+    from reasonrl.config import load_config
+    from reasonrl.train.sft import train
+
+    root = tmp_path_factory.mktemp("finished")
+    toml = make_micro_toml(root / "micro.toml", root / "run")
+    train(load_config(toml))
+    return root / "run"
+
+
+@pytest.fixture(scope="session")
 def micro_model_dir(tmp_path_factory, world_tokenizer):
     """A saved micro model (HF directory with tokenizer)."""
     from reasonrl.model.tiny import build_model

@@ -21,18 +21,6 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, make_micro_toml):
-    """A real finished 2-step SFT run (checkpoints at steps 1 and 2, final/, metrics.jsonl, config.json)."""
-    from reasonrl.config import load_config
-    from reasonrl.train.sft import train
-
-    root = tmp_path_factory.mktemp("finished")
-    toml = make_micro_toml(root / "micro.toml", root / "run")
-    train(load_config(toml))
-    return root / "run"
-
-
-@pytest.fixture(scope="module")
 def files(tmp_path_factory, micro_model_dir):
     """Bad inputs on disk, by name."""
     d = tmp_path_factory.mktemp("bad_files")

@@ -1,0 +1,138 @@
+"""Run directories: nothing lost, nothing mixed. Each test drives `reasonrl sft` (in this process) on a copy of a
+real finished 2-step micro-model run (conftest `finished_run`); the bad-input refusals are in test_bad_input.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from reasonrl.config import load_config
+
+
+def _metrics(run):
+    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+def _steps(run):
+    return sorted(int(p.name.split("_")[1]) for p in (run / "checkpoints").iterdir())
+
+
+@pytest.fixture
+def run(tmp_path, finished_run):
+    shutil.copytree(finished_run, tmp_path / "run")
+    return tmp_path / "run"
+
+
+@pytest.fixture
+def base(finished_run, run):
+    """`sft --config <the finished run's toml> --log.run_dir=<the copy>`."""
+    return ["sft", "--config", finished_run.parent / "micro.toml", f"--log.run_dir={run}"]
+
+
+def test_overwrite_replaces_the_old_run_entirely(cli, run, base):
+    assert _steps(run) == [1, 2]
+    code, _, err = cli(*base, "--overwrite", "--train.steps=1")
+    assert code == 0, err
+    # the old step-2 checkpoint is gone: it would be "newest" and a later --resume would load the old model
+    assert _steps(run) == [1]
+    assert [m["step"] for m in _metrics(run)] == [1, 1]  # the step and its final evaluation, nothing older
+    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 1
+    assert not (run / ".lock").exists()
+
+
+def test_resume_extending_steps_is_recorded_truthfully(cli, run, base):
+    code, _, err = cli(*base, "--resume", "--train.steps=3")
+    assert code == 0, err
+    assert _steps(run)[-1] == 3
+    assert json.loads((run / "config.json").read_text())["train"]["steps"] == 3
+    record = json.loads((run / "resumes.jsonl").read_text())
+    assert record["step"] == 2 and record["changed"]["train.steps"] == {"from": 2, "to": 3}
+    assert set(record["changed"]) == {"train.steps", "log.run_dir"}  # the copy moved the run: recorded too
+    lines = [m["step"] for m in _metrics(run) if "loss" in m]
+    assert lines == [1, 2, 3]
+
+
+def test_resume_with_a_changed_config_names_every_differing_key(cli, run, base):
+    code, _, err = cli(*base, "--resume", "--optim.lr=0.1", "--train.batch_size=2", "--log.progress=true")
+    assert code == 2
+    assert "optim.lr 0.003 -> 0.1" in err and "train.batch_size 4 -> 2" in err
+    assert "log.progress" not in err.split("only")[0]  # safe to change: not listed as a difference
+
+
+def test_resuming_a_finished_run_appends_no_line(cli, run, base):
+    before = (run / "metrics.jsonl").read_bytes()
+    code, _, err = cli(*base, "--resume")
+    assert code == 0, err
+    assert (run / "metrics.jsonl").read_bytes() == before
+
+
+def test_a_live_lock_refuses_at_once_and_a_dead_one_is_stale(cli, tmp_path, base):
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    args = [*base, f"--log.run_dir={fresh}"]
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (fresh / ".lock").write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname()}))
+        t = time.perf_counter()
+        code, _, err = cli(*args)
+        assert code == 2 and f"in use by process {sleeper.pid}" in err, err
+        assert time.perf_counter() - t < 5  # refused before any model or data work
+        assert sorted(p.name for p in fresh.iterdir()) == [".lock"]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    code, _, err = cli(*args)  # the holder is gone: a stale lock is taken over
+    assert code == 0, err
+    assert (fresh / "final").is_dir() and not (fresh / ".lock").exists()
+
+
+def test_a_lock_on_another_host_is_respected(cli, tmp_path, base):
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    (fresh / ".lock").write_text(json.dumps({"pid": 1, "host": "some-other-machine"}))
+    code, _, err = cli(*base, f"--log.run_dir={fresh}")
+    assert code == 2 and "some-other-machine" in err, err
+
+
+def test_jsonl_source_takes_a_test_source_and_warns_without_one(cli, tmp_path, base):
+    from reasonrl.tasks.sources import heldout_is_train, load_split
+
+    train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    line = '{{"prompt": "Ana has {a} pens. She buys 1 more. How many pens does Ana have now?", ' \
+           '"response": "{a} + 1 = {b}. The answer is \\\\boxed{{{b}}}.", "answer": "{b}"}}\n'
+    train.write_text("".join(line.format(a=a, b=a + 1) for a in range(1, 9)))
+    test.write_text("".join(line.format(a=a, b=a + 1) for a in range(50, 53)))
+    cfg = load_config(None, [f"--data.source={train}", f"--data.test_source={test}"])
+    assert [r["answer"] for r in load_split(cfg.data, "test")] == ["51", "52", "53"]
+    assert [r["answer"] for r in load_split(cfg.data, "train")][:2] == ["2", "3"]
+    assert not heldout_is_train(cfg.data)
+
+    code, _, err = cli(*base, "--overwrite", f"--data.source={train}", "--train.steps=1")
+    assert code == 0, err
+    assert "held-out accuracy will be measured on training problems" in err
+    assert heldout_is_train(load_config(None, [f"--data.source={train}"]).data)
+    code, _, err = cli(*base, "--overwrite", f"--data.source={train}", f"--data.test_source={test}",
+                       "--train.steps=1")
+    assert code == 0, err
+    assert "warning" not in err
+
+
+def test_warnings_unused_sections_and_pass_k_above_the_sample_count(cli, tmp_path, finished_run, micro_model_dir):
+    code, _, err = cli("world", "--config", finished_run.parent / "micro.toml", "--out", tmp_path / "w.jsonl",
+                       "--num", "3")
+    assert code == 0, err
+    assert err.count("reasonrl: warning:") == 1
+    assert "does not use section(s) [model], [train], [optim], [rollout], [log]" in err
+    data = tmp_path / "w.jsonl"
+    code, _, err = cli("eval", "--model", micro_model_dir, "--data", data, "--out", tmp_path / "ev",
+                       "--num-samples", "2", "--eval.pass_k=[1, 4]", "--rollout.max_new_tokens=2",
+                       "--log.progress=false")
+    assert code == 0, err
+    assert err.strip() == "reasonrl: warning: eval.pass_k [4] exceeds eval.num_samples 2: not reported"
+    assert "pass@4" not in json.loads((tmp_path / "ev" / "summary.json").read_text())
