@@ -67,6 +67,7 @@ def model_episodes(model, tokenizer, cfg: Config, tools):
 
 def write_filtered(out: Path, labelled: list[dict]) -> dict:
     """sft_<filter>.jsonl and states_<filter>.jsonl for every filter; returns counts per filter."""
+    out.mkdir(parents=True, exist_ok=True)
     counts = {}
     for name in FILTERS:
         kept = apply_filter(labelled, name)
