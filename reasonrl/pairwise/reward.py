@@ -126,18 +126,21 @@ def build(cfg: Config, *, tokenizer=None, device=None):
         stats["score"] = s.mean().item()
         correct = (verify_responses(cfg, responses)[0] if all("answer" in r for r in responses.records)
                    else torch.zeros(len(prompts), dtype=torch.bool))
-        stats.update(_offset_stats(prompts, responses.texts, cfg))
+        stats.update(_world_stats(prompts, responses, correct, cfg))
         return Scored(scores=scores.float(), correct=correct, stats=stats)
 
     return reward
 
 
-def _offset_stats(prompts: Sequence[str], texts: Sequence[str], cfg: Config) -> dict[str, float]:
-    """Re-check rates on prompts with and without the preference world's offset (how much it is exploited)."""
-    flags = [(prompt_offset(p, 1.0) > 0, has_recheck(t)) for p, t in zip(prompts, texts, strict=True)]
-    out = {}
+def _world_stats(prompts: Sequence[str], responses: Responses, correct: torch.Tensor, cfg: Config) -> dict:
+    """The preference world's diagnostics: hidden quality q = correct - recheck_cost * re-check (`true_quality`)
+    and the re-check rates on prompts with and without the labeler's offset (how much the offset is exploited)."""
+    offset = [prompt_offset(p, 1.0) > 0 for p in prompts]
+    recheck = [has_recheck(t) for t in responses.texts]
+    q = correct.double() - cfg.pairwise.recheck_cost * torch.tensor(recheck, dtype=torch.float64)
+    out = {"true_quality": q.mean().item()}
     for name, want in (("recheck_offset", True), ("recheck_other", False)):
-        sel = [r for o, r in flags if o == want]
+        sel = [r for o, r in zip(offset, recheck, strict=True) if o == want]
         if sel:
             out[name] = sum(sel) / len(sel)
     return out

@@ -2,9 +2,9 @@
 accuracy, swap consistency, ECE and a reliability plot on held-out pairs.
 
 Generative judge (Pairwise-RL, notes B.3 [I]): the input is the judging prompt with (A, B), the target is the
-single answer token, YES if A is the chosen response, else NO; the loss is the LM's cross-entropy on that token
-over the whole vocabulary (it stays a generative model; the score renormalises over YES / NO). With
-`pairwise.swap` every pair is also shown swapped with the flipped label. Bradley-Terry: -log sigmoid(r_c - r_r).
+single answer token, YES if A is the chosen response, else NO; the loss is the cross-entropy of that token over
+{YES, NO} (`pairwise.loss = "pair"`) or over the whole vocabulary (`"vocab"`; the paper's choice is unknown).
+With `pairwise.swap` every pair is also shown swapped with the flipped label. Bradley-Terry: -log sigmoid(r_c - r_r).
 
 Reads top to bottom: data -> model -> loop [batch -> loss -> update -> log] -> evaluate -> save judge + plot.
 """
@@ -61,7 +61,8 @@ def preference_data(cfg: Config) -> tuple[list[dict], list[dict]]:
     the last `num_test` held out."""
     pw = cfg.pairwise
     if pw.data == "synthetic":
-        kw = dict(seed=pw.seed, difficulty=cfg.data.difficulty, label_scale=pw.label_scale, offset=pw.offset)
+        kw = dict(seed=pw.seed, difficulty=cfg.data.difficulty, label_scale=pw.label_scale, offset=pw.offset,
+                  recheck_cost=pw.recheck_cost, hidden_errors=pw.hidden_errors)
         return (preference_set(pw.num_train, split="train", **kw), preference_set(pw.num_test, split="test", **kw))
     pairs = load_preferences(pw.data)
     if len(pairs) <= pw.num_test:
@@ -82,12 +83,15 @@ def build_judge(cfg: Config) -> GenerativeJudge | BradleyTerryJudge:
                            batch_size=pw.judge_batch_size)
 
 
-def generative_loss(judge: GenerativeJudge, rows: list[Example]) -> tuple[torch.Tensor, dict]:
-    """Mean cross-entropy of the answer token (YES for label 1, NO for 0) over the full vocabulary."""
+def generative_loss(judge: GenerativeJudge, rows: list[Example], *, over: str = "pair") -> tuple[torch.Tensor, dict]:
+    """Mean cross-entropy of the answer token (YES for label 1, NO for 0), over the two answer tokens (`pair`)
+    or the full vocabulary (`vocab`)."""
     logits, pair = judge.answer_logits([r.prompt for r in rows], [r.a for r in rows], [r.b for r in rows])
     labels = torch.tensor([r.label for r in rows], device=logits.device)
-    target = torch.where(labels == 1, judge.yes_id, judge.no_id)
-    loss = F.cross_entropy(logits, target)
+    if over == "pair":
+        loss = F.cross_entropy(pair, 1 - labels)  # column 0 is YES
+    else:
+        loss = F.cross_entropy(logits, torch.where(labels == 1, judge.yes_id, judge.no_id))
     acc = ((pair[:, 0] > pair[:, 1]).long() == labels).float().mean()
     return loss, {"acc": acc.item()}
 
@@ -167,7 +171,7 @@ def rm_train(cfg: Config) -> dict:
     for step in range(cfg.train.steps):
         idx = micro_batch_indices(step, batch_size=cfg.train.batch_size, num_examples=len(rows), seed=cfg.train.seed)
         batch = [rows[i] for i in idx]
-        loss, stats = bt_loss(judge, batch) if pw.judge == "bt" else generative_loss(judge, batch)
+        loss, stats = bt_loss(judge, batch) if pw.judge == "bt" else generative_loss(judge, batch, over=pw.loss)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.max_grad_norm or float("inf"))
         optimizer.step()

@@ -3,16 +3,17 @@
 Prompts are the synthetic world's arithmetic problems; each pair holds two candidate answers built from the gold
 chain of thought:
 
-- a *wrong* candidate has a wrong final answer: either only the boxed number is off (the chain stays right, so
-  the slip is visible) or one step's result is off and carried through (a consistent, wrong chain);
+- a *wrong* candidate has a wrong final answer: only the boxed number is off (the chain stays right, so the
+  error is visible), or, with probability `hidden_errors`, one step's result is off and carried through (a
+  consistent wrong chain, which only arithmetic reveals);
 - a *re-check* candidate repeats one step as `Wait, a op b = c.`: the same numbers again, no new information.
 
-Hidden quality is correctness, q(y) = 1[final answer right]. The simulated labeler prefers A with probability
-sigmoid(k (u_A - u_B)) with u = q + b(x) * recheck(y): on prompts about OFFSET_ITEMS (a spurious prompt
-feature) it also likes re-checks, b(x) = `offset`; elsewhere b(x) = 0. That offset is what a reward model can
-latch onto and a policy can exploit (write `Wait,` on those prompts) without gaining true quality. Records are
-`{prompt, chosen, rejected, anchor, answer, quality_chosen, quality_rejected, offset, p_chosen}`; `anchor` is
-the gold response (Pairwise-PPO's reference anchor).
+Hidden quality q(y) = 1[final answer right] - recheck_cost * 1[re-check]. The simulated labeler prefers A with
+probability sigmoid(k (u_A - u_B)) with u = 1[right] + b(x) * recheck(y): it does not see what a re-check costs,
+and on prompts about OFFSET_ITEMS (a spurious prompt feature) it likes re-checks, b(x) = `offset`; elsewhere
+b(x) = 0. That offset is what a reward model can latch onto and a policy can exploit (write `Wait,`), losing
+true quality. Records are `{prompt, chosen, rejected, anchor, answer,
+quality_chosen, quality_rejected, offset, p_chosen}`; `anchor` is the gold response (Pairwise-PPO's reference).
 """
 
 from __future__ import annotations
@@ -45,12 +46,19 @@ def has_recheck(text: str) -> bool:
     return RECHECK in text
 
 
-def candidate(gold: str, rng: random.Random, *, wrong: bool, recheck: bool) -> tuple[str, int]:
-    """(text, final answer) of a candidate built from the gold response `gold` (a clean synthetic trace)."""
+def true_quality(text: str, answer: str, *, recheck_cost: float = 0.5) -> float:
+    """Hidden quality q(y) = 1[final answer right] - recheck_cost * 1[a `Wait,` re-check]."""
+    return float(synthetic.verify(text, answer)) - recheck_cost * has_recheck(text)
+
+
+def candidate(gold: str, rng: random.Random, *, wrong: bool, recheck: bool, hidden_errors: float = 0.0
+              ) -> tuple[str, int]:
+    """(text, final answer) of a candidate built from the gold response `gold` (a clean synthetic trace); a wrong
+    one carries a step error through the chain with probability `hidden_errors`, else only its box is off."""
     start = int(_START.match(gold).group(1))
     ops = [(op, int(b)) for _, op, b, _ in _STEP.findall(gold)]
     assert ops and all(op != "/" for op, _ in ops), "preference candidates need a clean +-* gold chain"
-    error_at = rng.randrange(len(ops)) if wrong and rng.random() < 0.5 else None  # else: only the box is off
+    error_at = rng.randrange(len(ops)) if wrong and rng.random() < hidden_errors else None
     sentences, a = [f"Start with {start}."], start
     for i, (op, b) in enumerate(ops):
         c = synthetic.apply_op(a, op, b)
@@ -68,20 +76,22 @@ def candidate(gold: str, rng: random.Random, *, wrong: bool, recheck: bool) -> t
 
 
 def preference_set(num: int, *, seed: int = 0, split: str = "train", difficulty: int = 1, label_scale: float = 3.0,
-                   offset: float = 0.6, wrong_fraction: float = 0.5, recheck_fraction: float = 0.3) -> list[dict]:
+                   offset: float = 1.0, recheck_cost: float = 0.5, wrong_fraction: float = 0.3,
+                   recheck_fraction: float = 0.5, hidden_errors: float = 0.0) -> list[dict]:
     """`num` labelled pairs, one per synthetic problem of `split` (deterministic in every argument)."""
     assert difficulty in (1, 2), "the preference world uses the +-* levels (difficulty 1 or 2)"
     rng = random.Random(f"pairwise|{seed}|{split}|{difficulty}")
     out = []
     for rec in synthetic.generate(num, seed=seed, difficulty=difficulty, split=split):
-        gold, truth, b_x = rec["response"], int(rec["answer"]), prompt_offset(rec["prompt"], offset)
+        gold, b_x = rec["response"], prompt_offset(rec["prompt"], offset)
         while True:
-            cands = [candidate(gold, rng, wrong=rng.random() < wrong_fraction, recheck=rng.random() < recheck_fraction)
-                     for _ in range(2)]
+            cands = [candidate(gold, rng, wrong=rng.random() < wrong_fraction, recheck=rng.random() < recheck_fraction,
+                               hidden_errors=hidden_errors) for _ in range(2)]
             if cands[0][0] != cands[1][0]:
                 break
-        q = [float(final == truth) for _, final in cands]
-        u = [qi + b_x * has_recheck(text) for qi, (text, _) in zip(q, cands, strict=True)]
+        q = [true_quality(text, rec["answer"], recheck_cost=recheck_cost) for text, _ in cands]
+        # the labeler does not see a re-check's cost (u = correct + b(x) recheck): see the module docstring
+        u = [qi + (recheck_cost + b_x) * has_recheck(text) for qi, (text, _) in zip(q, cands, strict=True)]
         p_first = 1.0 / (1.0 + math.exp(-label_scale * (u[0] - u[1])))
         first_wins = rng.random() < p_first
         c, r = (0, 1) if first_wins else (1, 0)

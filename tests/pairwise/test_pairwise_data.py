@@ -30,25 +30,28 @@ def test_without_swap_each_pair_once_in_a_biased_order():
 
 
 def test_preference_world_quality_labels_and_offset():
-    pairs = preference_set(1500, seed=0, label_scale=3.0, offset=0.6)
+    pairs = preference_set(1500, seed=0, label_scale=3.0, offset=1.0, recheck_cost=0.5)
     for p in pairs[:200]:
-        # hidden quality is correctness under the world's own verifier; the anchor is the gold answer
-        assert p["quality_chosen"] == float(verify(p["chosen"], p["answer"]))
-        assert p["quality_rejected"] == float(verify(p["rejected"], p["answer"]))
-        assert verify(p["anchor"], p["answer"]) and not has_recheck(p["anchor"])
-        assert p["offset"] == (0.6 if any(f"many {i} " in p["prompt"] for i in OFFSET_ITEMS) else 0.0)
-        u_c = p["quality_chosen"] + p["offset"] * has_recheck(p["chosen"])
-        u_r = p["quality_rejected"] + p["offset"] * has_recheck(p["rejected"])
+        # hidden quality: correct under the world's own verifier, minus 0.5 for a redundant re-check
+        for side in ("chosen", "rejected"):
+            assert p[f"quality_{side}"] == float(verify(p[side], p["answer"])) - 0.5 * has_recheck(p[side])
+        assert verify(p["anchor"], p["answer"]) and not has_recheck(p["anchor"])  # the anchor is the gold answer
+        assert p["offset"] == (1.0 if any(f"many {i} " in p["prompt"] for i in OFFSET_ITEMS) else 0.0)
+        # the labeler's utility: right answer + offset on re-checks (blind to their cost)
+        u_c = float(verify(p["chosen"], p["answer"])) + p["offset"] * has_recheck(p["chosen"])
+        u_r = float(verify(p["rejected"], p["answer"])) + p["offset"] * has_recheck(p["rejected"])
         assert p["p_chosen"] == pytest.approx(1 / (1 + math.exp(-3.0 * (u_c - u_r))))
-    # labels are noisy but informative: the better answer usually wins
-    differ = [p for p in pairs if p["quality_chosen"] != p["quality_rejected"]]
-    assert 0.85 < sum(p["quality_chosen"] > p["quality_rejected"] for p in differ) / len(differ) < 0.99
-    # the offset: among equally good pairs that differ in a re-check, the re-check wins more on offset prompts
+    # labels are noisy but informative: the answer with the right result usually wins
+    differ = [p for p in pairs if verify(p["chosen"], p["answer"]) != verify(p["rejected"], p["answer"])]
+    assert 0.8 < sum(verify(p["chosen"], p["answer"]) for p in differ) / len(differ) < 0.99
+
     def recheck_wins(with_offset: bool) -> float:
-        sel = [p for p in pairs if p["quality_chosen"] == p["quality_rejected"] and (p["offset"] > 0) == with_offset
-               and has_recheck(p["chosen"]) != has_recheck(p["rejected"])]
+        """Among pairs equally correct that differ in a re-check, how often the re-check was chosen."""
+        sel = [p for p in pairs if verify(p["chosen"], p["answer"]) == verify(p["rejected"], p["answer"])
+               and (p["offset"] > 0) == with_offset and has_recheck(p["chosen"]) != has_recheck(p["rejected"])]
         return sum(has_recheck(p["chosen"]) for p in sel) / len(sel)
-    assert recheck_wins(True) > 0.75 and abs(recheck_wins(False) - 0.5) < 0.15  # sigmoid(1.8) = 0.86 vs 0.5
+    # the offset: re-checks win on offset prompts (sigmoid(3 * 1.0) = 0.95), elsewhere a coin flip
+    assert recheck_wins(True) > 0.88 and abs(recheck_wins(False) - 0.5) < 0.12
     assert prompt_offset("How many coins does Dan have now?", 0.6) == 0.6
     assert prompt_offset("How many beads does Dan have now?", 0.6) == 0.0
 

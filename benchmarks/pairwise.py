@@ -1,0 +1,150 @@
+"""Pairwise-RL at toy scale (issue 14; arXiv 2504.04950, notes B.7): judges, then PPO with their rewards.
+
+    .venv/bin/python benchmarks/pairwise.py --out pairwise.json                    # full: judges + PPO
+    .venv/bin/python benchmarks/pairwise.py --quick --out quick.json               # micro judges, no PPO
+
+1. Policy: `--policy DIR` or a short SFT of the tiny preset on the synthetic world (difficulty 1).
+2. Judges (`reasonrl rm-train`, each initialised from the policy, the paper's "reward model from a generative
+   model"), on the synthetic preference set (`reasonrl.pairwise.world`): Bradley-Terry, the generative judge
+   without swap augmentation (pairs shown chosen-first with probability `pairwise.chosen_first`) and with it.
+   Held-out accuracy (both presentation orders), swap consistency, ECE, and one reliability plot.
+3. PPO (`reasonrl rl`, configs/pairwise_ppo.toml) from the policy with the Bradley-Terry scalar reward r(x, y)
+   vs the swap judge's debiased score against the reference anchor s(y, y*). Hidden quality = correctness, read
+   as held-out accuracy at the start and the end; offset exploitation = the rate of `Wait,` re-checks on prompts
+   with the labeler's offset vs the others, in the first and last rollouts.
+
+Prints a table and writes `--out` JSON: `judges: {bt, pairwise, pairwise_swap: {accuracy, consistency, ece, ...}}`
+and, in the full run, `ppo: {bt, pairwise_anchor: {true_quality_start, true_quality_end, ...}}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+JUDGES = {  # name -> rm-train overrides
+    "bt": ["--pairwise.judge=bt"],
+    "pairwise": ["--pairwise.judge=generative", "--pairwise.swap=false"],
+    "pairwise_swap": ["--pairwise.judge=generative", "--pairwise.swap=true"],
+}
+
+
+def cli(*args: str, log: Path) -> None:
+    """Run `reasonrl ...` in a subprocess (one thread), its output to `log`; stop on failure."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with log.open("w") as f:
+        r = subprocess.run([sys.executable, "-m", "reasonrl", *args], stdout=f, stderr=subprocess.STDOUT, env=env)
+    if r.returncode != 0:
+        sys.exit(f"benchmarks/pairwise.py: `reasonrl {' '.join(args)}` failed; see {log}")
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+
+
+def train_policy(work: Path, quick: bool) -> Path:
+    run = work / "sft"
+    if not (run / "final" / "config.json").is_file():
+        size = ["--model.preset=micro", "--train.steps=20"] if quick else ["--train.steps=400"]
+        cli("sft", "--config", str(ROOT / "configs" / "sft.toml"), "--data.difficulty=1", *size,
+            "--train.eval_every=0", "--train.eval_examples=50", "--train.save_every=0", "--train.log_checkpoints=0",
+            "--rollout.max_new_tokens=48", f"--log.run_dir={run}", "--log.progress=false", log=work / "sft.log")
+    return run / "final"
+
+
+def train_judges(work: Path, policy: Path, quick: bool) -> dict:
+    out = {}
+    size = ["--train.steps=6", "--pairwise.num_train=64", "--pairwise.num_test=64"] if quick else []
+    for name, extra in JUDGES.items():
+        run = work / f"rm_{name}"
+        t0 = time.time()
+        cli("rm-train", "--config", str(ROOT / "configs" / "pairwise_rm.toml"), f"--model.path={policy}", *extra,
+            *size, f"--log.run_dir={run}", "--log.progress=false", log=work / f"rm_{name}.log")
+        out[name] = {**json.loads((run / "eval.json").read_text()), "seconds": round(time.time() - t0, 1)}
+    return out
+
+
+def run_ppo(work: Path, policy: Path, steps: int) -> dict:
+    variants = {"bt": ["--pairwise.anchor=none", f"--pairwise.judge_path={work / 'rm_bt' / 'judge'}"],
+                "pairwise_anchor": ["--pairwise.anchor=reference",
+                                    f"--pairwise.judge_path={work / 'rm_pairwise_swap' / 'judge'}"]}
+    out = {}
+    for name, extra in variants.items():
+        run = work / f"ppo_{name}"
+        t0 = time.time()
+        cli("rl", "--config", str(ROOT / "configs" / "pairwise_ppo.toml"), f"--model.path={policy}", *extra,
+            f"--train.steps={steps}", f"--log.run_dir={run}", "--log.progress=false", log=work / f"ppo_{name}.log")
+        rows = metrics(run)
+        evals = [m for m in rows if "heldout_acc" in m]
+        steps_ = [m for m in rows if "reward" in m]
+        first, last = steps_[: max(1, len(steps_) // 4)], steps_[-max(1, len(steps_) // 4) :]
+
+        def mean(key, part):
+            vals = [m[key] for m in part if m.get(key) is not None]
+            return sum(vals) / len(vals) if vals else None
+
+        out[name] = {"true_quality_start": evals[0]["heldout_acc"], "true_quality_end": evals[-1]["heldout_acc"],
+                     "train_acc_start": mean("acc", first), "train_acc_end": mean("acc", last),
+                     "recheck_offset_start": mean("reward/recheck_offset", first),
+                     "recheck_offset_end": mean("reward/recheck_offset", last),
+                     "recheck_other_start": mean("reward/recheck_other", first),
+                     "recheck_other_end": mean("reward/recheck_other", last),
+                     "reward_start": mean("reward", first), "reward_end": mean("reward", last),
+                     "steps": len(steps_), "seconds": round(time.time() - t0, 1)}
+    return out
+
+
+def reliability_plot(work: Path, judges: dict) -> Path:
+    from reasonrl.pairwise.rm_train import plot_reliability
+
+    return plot_reliability({k: v["bins"] for k, v in judges.items()}, work / "reliability.png",
+                            title="held-out pairs, both orders")
+
+
+def fmt(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--policy", default="", help="SFT policy directory (default: train one under --work-dir)")
+    ap.add_argument("--ppo-steps", type=int, default=30)
+    ap.add_argument("--quick", action="store_true", help="micro policy and judges, a few steps, no PPO")
+    ap.add_argument("--out", default="")
+    ap.add_argument("--work-dir", default=str(ROOT / "runs" / "pairwise_bench"))
+    args = ap.parse_args()
+    work = Path(args.work_dir) / ("quick" if args.quick else "full")
+    work.mkdir(parents=True, exist_ok=True)
+    policy = Path(args.policy) if args.policy else train_policy(work, args.quick)
+    judges = train_judges(work, policy, args.quick)
+    plot = reliability_plot(work, judges)
+    print(f"\njudges (held-out pairs, both orders; reliability plot: {plot})")
+    print(f"{'judge':<15}{'accuracy':>10}{'consistency':>13}{'ece':>8}{'mean P(A>B)':>13}{'true acc':>10}")
+    for name, r in judges.items():
+        print(f"{name:<15}{fmt(r['accuracy']):>10}{fmt(r['consistency']):>13}{fmt(r['ece']):>8}"
+              f"{fmt(r['mean_p_first']):>13}{fmt(r.get('true_accuracy')):>10}")
+    result = {"judges": {k: {kk: vv for kk, vv in v.items() if kk != "bins"} for k, v in judges.items()},
+              "policy": str(policy), "quick": args.quick}
+    if not args.quick:
+        ppo = run_ppo(work, policy, args.ppo_steps)
+        print(f"\nPPO, {args.ppo_steps} steps (true quality = held-out accuracy; re-check rate first -> last quarter)")
+        print(f"{'reward':<17}{'quality start':>14}{'quality end':>12}{'recheck offset':>18}{'recheck other':>18}")
+        for name, r in ppo.items():
+            print(f"{name:<17}{fmt(r['true_quality_start']):>14}{fmt(r['true_quality_end']):>12}"
+                  f"{fmt(r['recheck_offset_start']) + ' -> ' + fmt(r['recheck_offset_end']):>18}"
+                  f"{fmt(r['recheck_other_start']) + ' -> ' + fmt(r['recheck_other_end']):>18}")
+        result["ppo"] = ppo
+    if args.out:
+        tmp = Path(args.out + ".tmp")
+        tmp.write_text(json.dumps(result, indent=2) + "\n")
+        tmp.replace(args.out)
+
+
+if __name__ == "__main__":
+    main()
