@@ -308,8 +308,15 @@ class PairwiseConfig:
     """Synthetic preference world: generator seed."""
     label_scale: float = 3.0
     """Synthetic labeler: P(A > B) = sigmoid(label_scale (u_A - u_B)) (notes B.7's k)."""
-    offset: float = 0.6
+    offset: float = 1.0
     """Synthetic labeler: the prompt-dependent offset b(x) on re-checks for prompts about OFFSET_ITEMS."""
+    recheck_cost: float = 0.5
+    """Synthetic world: hidden quality lost by a redundant `Wait,` re-check."""
+    hidden_errors: float = 0.0
+    """Synthetic world: fraction of wrong candidates whose error is a carried step error (else a visible wrong box)."""
+    loss: Literal["pair", "vocab"] = "pair"
+    """rm-train (generative): cross-entropy of the answer token over {YES, NO} only, or over the whole vocabulary
+    (the paper's choice is not known to us, notes B.3 [I]; "pair" learns faster at toy scale)."""
     judge: Literal["generative", "bt"] = "generative"
     """rm-train: the generative YES/NO judge, or the Bradley-Terry scalar baseline."""
     swap: bool = True
