@@ -2,6 +2,9 @@
 
     .venv/bin/python benchmarks/rollout.py                  # tiny and small presets, 64 sequences x 128 tokens
     .venv/bin/python benchmarks/rollout.py --quick --out bench.json
+    .venv/bin/python benchmarks/rollout.py --compile        # + the engine with rollout.compile, compile time apart
+    .venv/bin/python benchmarks/rollout.py --scaling        # tiny / small / medium x batch 8 / 64 / 256
+    .venv-vllm/bin/python benchmarks/rollout.py --quick     # + vLLM as a column (`make vllm-env`)
 
 Headline rows ("fixed"): both sample at temperature 1 with no top-k / top-p and both ignore EOS, so every
 sequence gets exactly `--new-tokens` tokens and both do the same work (`generate` with `eos_token_id=None`, the
@@ -14,7 +17,9 @@ Rounds alternate generate / engine so background load hits both alike; the table
 each (tokens/s = generated tokens / wall seconds) and `ratio` = engine / generate, plus the same ratio in process
 CPU time (`cpu_ratio`), which background load on a shared machine disturbs less. One CPU thread by default
 (`--threads`): on a busy 2-core machine a second thread mostly adds waiting. `--profile` prints the top
-operators of one run of each (torch.profiler), which is how we found where time goes.
+operators of one run of each (torch.profiler), which is how we found where time goes. Extra columns (compiled
+engine, vLLM) are compared with the eager engine; peak MB is the process's peak resident memory above its level
+at the start of a round (Linux `clear_refs`), the largest over the rounds.
 """
 
 from __future__ import annotations
@@ -100,11 +105,12 @@ def runners(model, tokenizer, prompts: list[str], new_tokens: int, stop_at_eos: 
     return fns
 
 
-def time_rounds(fns: dict[str, Runner], rounds: int) -> tuple[dict[str, list[tuple[float, float, int]]], dict]:
+def time_rounds(fns: dict[str, Runner], rounds: int, *, warm_up: bool = True
+                ) -> tuple[dict[str, list[tuple[float, float, int]]], dict]:
     """(wall seconds, CPU seconds, tokens) of each round of each runner, and per runner the warm-up's wall
     seconds (for the compiled engine: the compile) and the peak memory above the start of a round (bytes)."""
     warmup = {}
-    for name, fn in fns.items():  # warm-up: allocator, tokenizer tables, lazy imports, compilation
+    for name, fn in fns.items() if warm_up else ():  # warm-up: allocator, tokenizer tables, lazy imports, compile
         start = time.perf_counter()
         fn()
         warmup[name] = time.perf_counter() - start
@@ -140,7 +146,8 @@ def bench(preset: str, scenario: str, args, *, batch: int | None = None, new_tok
                   vllm=args.vllm)
     if args.profile:
         profile(fns)
-    rounds, extra = time_rounds(fns, args.rounds)
+    # the scaling grid warms up on each preset's first (smallest) batch only: the big cells take minutes a run
+    rounds, extra = time_rounds(fns, args.rounds, warm_up=not args.scaling or batch == min(SCALING_BATCHES))
     wall = {name: max(t / w for w, _, t in r) for name, r in rounds.items()}
     cpu = {name: max(t / c for _, c, t in r) for name, r in rounds.items()}
     row = {
@@ -160,7 +167,7 @@ def bench(preset: str, scenario: str, args, *, batch: int | None = None, new_tok
         row[f"{name}_tok_s"] = round(wall[name], 1)
         row[f"{name}_vs_engine"] = round(wall[name] / wall["engine"], 2)
         row[f"{name}_vs_engine_cpu"] = round(cpu[name] / cpu["engine"], 2)
-    if args.compile:  # the warm-up of the compiled engine is compile + one run: compile = warm-up - a steady run
+    if "compiled" in extra["warmup_s"]:  # its warm-up is compile + one run: compile = warm-up - a steady run
         row["compile_s"] = round(extra["warmup_s"]["compiled"] - min(w for w, _, _ in rounds["compiled"]), 1)
     return row
 
@@ -180,7 +187,7 @@ def print_table(results: list[dict], args) -> None:
         cells += [c for n in extra for c in (f"{r[f'{n}_tok_s']:.0f}", f"{r[f'{n}_vs_engine']:.2f}x",
                                               f"{r[f'{n}_vs_engine_cpu']:.2f}x")]
         cells += [f"{r['peak_mb'][n]:.0f}" for n in ["generate", "engine", *extra]]
-        cells += [f"{r['compile_s']:.1f}"] if args.compile else []
+        cells += [f"{r['compile_s']:.1f}" if "compile_s" in r else "-"] if args.compile else []
         print("| " + " | ".join(str(c) for c in cells) + " |")
 
 
