@@ -12,7 +12,7 @@
    phase 1: PPO on difficulty-4 problems (mostly unsolved: rewards mostly negative) ->
    `concise select`: 8 difficulty-2 training problems the phase-1 model solves 20-80% of the time (8 samples) ->
    phase 2: configs/concise_phase2_tiny.toml (PPO, 8 x 8) and the same with GRPO;
-   held-out length and accuracy (200 difficulty-2 test problems x 4 samples at T = 0.6) before and after,
+   held-out length and accuracy (100 difficulty-2 test problems x 4 samples at T = 0.6) before and after,
    with the standard error over problems (`eval.compare`).
 `--out F.json`: `bandit` (list of {lam, p, loss, critic, length_start, length_end}), and with the LM part
 `phase1`, `phase2` {length_before, length_after, acc_before, acc_after, acc_stderr}, `phase2_grpo`, `ratio` =
@@ -63,12 +63,23 @@ def print_bandit(rows: list[dict]) -> None:
 
 def cli(args: list[str], log: Path) -> None:
     """Run `reasonrl ARGS`, output to `log`; stop with the log's tail if it fails."""
+    cli_together([(args, log)])
+
+
+def cli_together(jobs: list[tuple[list[str], Path]]) -> None:
+    """Run several `reasonrl` commands at once (each with one thread); stop if any fails."""
     t = time.perf_counter()
-    print(f"$ reasonrl {' '.join(args)}", flush=True)
-    with log.open("w") as f:
-        r = subprocess.run([sys.executable, "-m", "reasonrl", *args], stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
-    if r.returncode != 0:
-        sys.exit(f"failed ({r.returncode}); last lines of {log}:\n" + "".join(log.read_text().splitlines(True)[-30:]))
+    procs = []
+    if not jobs:
+        return
+    for args, log in jobs:
+        print(f"$ reasonrl {' '.join(args)}", flush=True)
+        procs.append((subprocess.Popen([sys.executable, "-m", "reasonrl", *args], stdout=log.open("w"),
+                                       stderr=subprocess.STDOUT, cwd=ROOT), log))
+    for proc, log in procs:
+        if proc.wait() != 0:
+            sys.exit(f"failed ({proc.returncode}); last lines of {log}:\n"
+                     + "".join(log.read_text().splitlines(True)[-30:]))
     print(f"  done in {time.perf_counter() - t:.0f} s", flush=True)
 
 
@@ -97,12 +108,13 @@ def phase1(work: Path, model: Path, steps: int) -> Path:
     return final
 
 
-def evaluate(work: Path, model: Path, name: str, num: int) -> Path:
-    out = work / "eval" / name
-    if not (out / "summary.json").is_file():
-        cli(["eval", "--model", str(model), *EVAL_ARGS, f"--eval.max_examples={num}", "--out", str(out)],
-            work / f"eval_{name}.log")
-    return out
+def evaluate(work: Path, models: dict[str, Path], num: int) -> list[Path]:
+    """`reasonrl eval` of each model (at once) on the held-out set; the output dirs, in `models` order."""
+    outs = [work / "eval" / name for name in models]
+    cli_together([(["eval", "--model", str(model), *EVAL_ARGS, f"--eval.max_examples={num}", "--out", str(out)],
+                   work / f"eval_{name}.log") for (name, model), out in zip(models.items(), outs, strict=True)
+                  if not (out / "summary.json").is_file()])
+    return outs
 
 
 def metrics(run_dir: Path) -> list[dict]:
@@ -121,22 +133,25 @@ def tiny_lm(work: Path, args) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     sft_model = Path(args.sft_model) if args.sft_model else sft(work, args.sft_steps)
     p1 = phase1(work, sft_model, args.phase1_steps)
-    ev_sft = evaluate(work, sft_model, "sft", args.eval_examples)
-    ev_p1 = evaluate(work, p1, "phase1", args.eval_examples)
+    ev_sft, ev_p1 = evaluate(work, {"sft": sft_model, "phase1": p1}, args.eval_examples)
     data = work / "phase2.jsonl"
     if not data.is_file():
         cli(["concise", "select", "--model", str(p1), "--data", "synthetic", "--data.difficulty=2", "--k", "8",
              "--num", "8", "--p-min", "0.2", "--p-max", "0.8", "--max-problems", "64", "--rollout.temperature=0.6",
              "--rollout.max_new_tokens=160", "--out", str(data), "--log.progress=false"], work / "select.log")
     out = {"phase1": side(ev_sft, ev_p1), "phase2_set": [json.loads(x) for x in data.read_text().splitlines()]}
+    jobs = []  # phase 2 with PPO (the recipe) and with GRPO (KL 0.01 k1 in the loss), trained side by side
     for algo in ("ppo", "grpo"):
         run = work / f"phase2_{algo}"
         if not (run / "final" / "model.safetensors").is_file():
             extra = ["--rl.algo=grpo", "--rl.kl_in_reward=false"] if algo == "grpo" else []
-            cli(["rl", "--config", "configs/concise_phase2_tiny.toml", f"--model.path={p1}", f"--data.source={data}",
-                 f"--train.steps={args.phase2_steps}", "--rollout.max_new_tokens=160", f"--log.run_dir={run}",
-                 "--log.progress=false", *extra], work / f"phase2_{algo}.log")
-        ev = evaluate(work, run / "final", f"phase2_{algo}", args.eval_examples)
+            jobs.append((["rl", "--config", "configs/concise_phase2_tiny.toml", f"--model.path={p1}",
+                          f"--data.source={data}", f"--train.steps={args.phase2_steps}", "--rollout.max_new_tokens=160",
+                          f"--log.run_dir={run}", "--log.progress=false", *extra], work / f"phase2_{algo}.log"))
+    cli_together(jobs)
+    evs = evaluate(work, {f"phase2_{a}": work / f"phase2_{a}" / "final" for a in ("ppo", "grpo")}, args.eval_examples)
+    for algo, ev in zip(("ppo", "grpo"), evs, strict=True):
+        run = work / f"phase2_{algo}"
         key = "phase2" if algo == "ppo" else "phase2_grpo"
         out[key] = side(ev_p1, ev)
         out[key]["curve"] = [{k: m.get(k) for k in ("step", "resp_len", "acc", "reward", "len_correct", "len_wrong",
@@ -202,9 +217,9 @@ def main() -> None:
     ap.add_argument("--work-dir", default=str(ROOT / "runs" / "concise"))
     ap.add_argument("--sft-model", default="", help="skip SFT and start from this model")
     ap.add_argument("--sft-steps", type=int, default=600)
-    ap.add_argument("--phase1-steps", type=int, default=30)
-    ap.add_argument("--phase2-steps", type=int, default=40)
-    ap.add_argument("--eval-examples", type=int, default=200)
+    ap.add_argument("--phase1-steps", type=int, default=16)
+    ap.add_argument("--phase2-steps", type=int, default=24)
+    ap.add_argument("--eval-examples", type=int, default=100)
     args = ap.parse_args()
     torch.set_num_threads(1)
     t = time.perf_counter()

@@ -1,5 +1,7 @@
 """The bandit behind benchmarks/concise.py: the paper's length argument reproduced through `gae` / `policy_loss`."""
 
+import math
+
 import pytest
 
 from reasonrl.concise.bandit import BanditConfig, run_bandit
@@ -17,3 +19,8 @@ def test_length_follows_the_sign_of_r_minus_v_with_lambda_below_one():
     assert grow["length_end"] > 1.5 * grow["length_start"]
     assert shrink["length_end"] < 0.67 * shrink["length_start"]
     assert -0.6 < grow_learned["critic_end"] < -0.2 and shrink_learned["critic_end"] > 0.4
+    # a critic that tracks E[r] removes most of the drift: |log(end / start)| at least halves
+    def drift(c):
+        return abs(math.log(c["length_end"] / c["length_start"]))
+
+    assert drift(grow_learned) < 0.5 * drift(grow) and drift(shrink_learned) < 0.5 * drift(shrink)
