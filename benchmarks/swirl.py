@@ -35,7 +35,7 @@ from reasonrl.swirl.worlds import build_world, task_questions, world_tools
 SIZES = {  # quick: a check that it runs; full: sized for ~1 h on 2 busy CPU cores
     "quick": dict(people=40, qa_train=24, math_train=24, test=12, scripted=2, per_q=2, base_steps=30, sft_steps=10,
                   rl_steps=3, prompts=4, group=4),
-    "full": dict(people=120, qa_train=120, math_train=120, test=48, scripted=4, per_q=4, base_steps=300,
+    "full": dict(people=120, qa_train=120, math_train=120, test=48, scripted=4, per_q=4, base_steps=600,
                  sft_steps=40, rl_steps=15, prompts=8, group=4),
 }
 
@@ -44,7 +44,8 @@ def overrides(s: dict, run_dir: Path, task: str, extra: list[str]) -> list[str]:
     return [f"--log.run_dir={run_dir}", "--log.progress=false", "--log.plots=false", "--data.prompt_template={prompt}",
             f"--swirl.task={task}", f"--swirl.kb_people={s['people']}", "--swirl.hotpotqa=true",
             "--train.eval_every=0", "--train.eval_examples=2", "--train.save_every=0", "--rollout.batch_size=64",
-            "--rollout.max_new_tokens=32", "--swirl.step_tokens=32", "--data.max_len=384", *extra]
+            "--rollout.max_new_tokens=32", "--swirl.step_tokens=32", "--swirl.result_chars=200", "--data.max_len=768",
+            *extra]
 
 
 def sft(s, run_dir, data, init, task, steps, lr):

@@ -72,8 +72,8 @@ def test_calculator_values():
 
 
 def test_search_on_hostile_queries(world):
-    _, index, _ = world
-    assert index.search("Tova Fenn").startswith("Tova Fenn:") or index.search("Tova Fenn").startswith("error")
+    people, index, _ = world
+    assert index.search(people[0].name).startswith(f"{people[0].name}: born in {people[0].city}")
     for query in ["", "   ", "\x00\x01\x1b[31m", "x" * 1000, "zzqx vvkp", ".*(?:a+)+$", "'; DROP TABLE--", None]:
         out = index.search(query)
         assert isinstance(out, str) and out.startswith("error:"), (query, out)
