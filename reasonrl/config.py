@@ -243,7 +243,8 @@ class RLConfig:
     overlong_cache: int = 16
     """DAPO L_cache in tokens (L_max is `rollout.max_new_tokens`)."""
     recompute_old_logp: bool = False
-    """Recompute old log-probs with a forward pass instead of using the sampler's (equal within 1e-4 in fp32)."""
+    """Recompute old log-probs by teacher forcing (no gradient, eval mode, sampling temperature) instead of taking
+    the sampler's; they agree within 1e-4 in fp32, so this matters for samplers that differ (bf16, vLLM)."""
 
 
 @dataclass
