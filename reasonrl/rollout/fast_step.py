@@ -93,6 +93,7 @@ class Shape(NamedTuple):
     num_kv_heads: int
     eps: float  # RMSNorm epsilon
     scaling: float  # attention scale
+    gqa: bool  # num_heads != num_kv_heads, decided here: under torch.compile the counts may be symbolic
 
 
 def model_weights(model: PreTrainedModel) -> Weights:
@@ -112,8 +113,8 @@ def model_weights(model: PreTrainedModel) -> Weights:
 
 def model_shape(model: PreTrainedModel) -> Shape:
     config, layer = model.config, model.model.layers[0]
-    return Shape(config.num_attention_heads, config.num_key_value_heads, layer.input_layernorm.variance_epsilon,
-                 layer.self_attn.scaling)
+    heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
+    return Shape(heads, kv_heads, layer.input_layernorm.variance_epsilon, layer.self_attn.scaling, heads != kv_heads)
 
 
 def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
@@ -159,7 +160,7 @@ def decode_logits(
         v_buf.index_copy_(2, column, v[:, :, None].to(v_buf.dtype))
         out = F.scaled_dot_product_attention(
             q[:, :, None], k_buf[:, :, :width].to(q.dtype), v_buf[:, :, :width].to(q.dtype), attn_mask=bias,
-            scale=shape.scaling, enable_gqa=shape.num_heads != shape.num_kv_heads,
+            scale=shape.scaling, enable_gqa=shape.gqa,
         )  # (B, heads, 1, D)
         x = x + F.linear(out.reshape(b, -1), *lw.o)
         h = rms_norm(x, lw.post_norm, shape.eps)

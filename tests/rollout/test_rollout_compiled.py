@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch._dynamo.testing import CompileCounter
 
-from reasonrl.model.tiny import build_model
+from reasonrl.model.tiny import build_model, build_shape
 from reasonrl.rollout import compiled, engine
 from reasonrl.rollout.sampler import SamplingParams, sample
 
@@ -42,6 +42,14 @@ def test_one_graph_serves_every_step_and_equals_eager(rollout_tokenizer, prompts
         lengths = eager.response_lengths.tolist()
         assert min(lengths) < 4 and max(lengths) > 6, f"rows should finish at different steps: {lengths}"
     assert counter.frame_count == 1, f"{counter.frame_count} graphs for 2 runs (one expected)"
+    # another model shape (2 heads of 16, grouped-query attention) retraces, and still equals eager
+    other = build_shape(rollout_tokenizer, seed=7, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                        num_attention_heads=2, num_key_value_heads=1).eval()
+    params = SamplingParams(max_new_tokens=6, n=2, seed=8)
+    eager = sample(other, rollout_tokenizer, prompts, params)
+    graph = sample(other, rollout_tokenizer, prompts, SamplingParams(**{**params.__dict__, "compile": True}))
+    assert torch.equal(eager.input_ids, graph.input_ids)
+    assert (eager.logprobs - graph.logprobs).abs().max() < 1e-6
 
 
 @pytest.mark.slow
