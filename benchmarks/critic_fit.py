@@ -35,8 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def rollouts(policy, tokenizer, cfg, steps: range) -> rl.Batch:
     """One batch of `len(steps)` x 8 prompts x 8 samples, returns filled with lambda-1 (Monte-Carlo) targets."""
     records = load_split(cfg.data, "train")
-    parts = [rl.rollout_and_score(policy, tokenizer, rl.step_prompts(records, {"prompt_cursor": 8 * s}, num=8, seed=0),
-                                  cfg, s, build_reward(cfg))[0] for s in steps]
+    # batch s reads stream position 512 s: the prompts the recorded numbers (docs/results.md) were measured on
+    parts = [rl.rollout_and_score(policy, tokenizer, rl.step_prompts(records, {"prompt_cursor": 512 * s}, num=8,
+                                                                     seed=0), cfg, s, build_reward(cfg))[0]
+             for s in steps]
     batch = rl.concat(parts, tokenizer.pad_token_id)
     return compute_advantages(batch, torch.zeros(batch.mask.shape), cfg, pretraining=True)
 
