@@ -56,10 +56,13 @@ def barrier() -> None:
 
 
 def all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
-    """Sum over ranks (a copy); identity on one process."""
+    """Sum over ranks (a copy, on `x`'s device); identity on one process. NCCL reduces GPU tensors only, so a
+    CPU tensor (a count) makes the trip through this rank's GPU there."""
     x = x.clone()
     if is_dist():
-        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+        y = x.to(device()) if dist.get_backend() == "nccl" else x
+        dist.all_reduce(y, op=dist.ReduceOp.SUM)
+        x = y.to(x.device)
     return x
 
 
