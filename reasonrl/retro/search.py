@@ -25,6 +25,7 @@ banned first step, then the free rest).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -132,7 +133,7 @@ def revise(revisions: list[Revision], cont: Continue, verifier: Verifier, p: Ret
         return
     sampling = SamplingParams(temperature=p.temperature, top_p=p.top_p, max_new_tokens=p.max_new_tokens,
                               n=p.num_rollouts, stop=p.stop, seed=seed)
-    for r in range(10**9):
+    for r in itertools.count():
         todo = []
         for rev in revisions:
             if rev.done:
