@@ -1,7 +1,7 @@
 """One GRPO step and one PPO step of reasonrl vs TRL's `GRPOTrainer` / `PPOTrainer`: same model, prompts, batch.
 
-    /work/bench-venv/bin/python benchmarks/rl_step.py                    # 8 prompts x 8 samples x 32 tokens
-    /work/bench-venv/bin/python benchmarks/rl_step.py --quick --out rl_step.json
+    .venv-bench/bin/python benchmarks/rl_step.py                    # 8 prompts x 8 samples x 32 tokens
+    .venv-bench/bin/python benchmarks/rl_step.py --quick --out rl_step.json
 
 TRL is an optional benchmark extra, never a runtime dependency: without it only our side runs and `ratio` is
 null. Its PPO trainer lives in `trl.experimental.ppo` up to TRL 1.12 (gone from 1.13 on); where the installed TRL
