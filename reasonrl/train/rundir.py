@@ -3,7 +3,7 @@
 A run directory holds `config.json` (the resolved config), `metrics.jsonl`, `checkpoints/`, `final/`, `plots/`
 and `resumes.jsonl` (what a resume changed). Two calls guard it:
 
-- `check(cfg)`, first thing in every trainer (every process, read only): a fresh run into a directory that
+- `check(cfg)`, first thing in every trainer (rank 0 looks, read only): a fresh run into a directory that
   holds a run is refused unless `train.overwrite`; `train.resume` needs a checkpoint and a config that agrees
   with the saved `config.json` except for `SAFE_TO_CHANGE` keys; a directory locked by a live process is refused.
 - `claim(cfg, resume_step)`, once every input has been read and validated (rank 0 writes): lock the directory,
@@ -73,7 +73,22 @@ def _saved_config(run_dir: Path) -> dict[str, Any]:
 
 
 def check(cfg: Config) -> Path:
-    """Refuse, before anything is read or written, a run that would lose or mix runs (see the module docstring)."""
+    """Refuse, before anything is read or written, a run that would lose or mix runs (see the module docstring).
+    Rank 0 looks and every rank raises its error: the broadcast also keeps rank 0 from claiming the directory
+    (`claim`) before every rank has passed this check."""
+    error = None
+    if dist.is_main():
+        try:
+            _check(cfg)
+        except UserError as e:
+            error = str(e)
+    error = dist.broadcast_object(error)
+    if error is not None:
+        raise UserError(error)
+    return Path(cfg.log.run_dir)
+
+
+def _check(cfg: Config) -> None:
     run_dir = check_output_dir(cfg.log.run_dir, "log.run_dir")
     t = cfg.train
     if t.resume:
@@ -95,7 +110,6 @@ def check(cfg: Config) -> Path:
     holder = _live_holder(run_dir / LOCK)
     if holder is not None:
         raise UserError(_busy(run_dir, holder))
-    return run_dir
 
 
 def claim(cfg: Config, resume_step: int) -> None:

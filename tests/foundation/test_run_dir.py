@@ -136,3 +136,29 @@ def test_warnings_unused_sections_and_pass_k_above_the_sample_count(cli, tmp_pat
     assert code == 0, err
     assert err.strip() == "reasonrl: warning: eval.pass_k [4] exceeds eval.num_samples 2: not reported"
     assert "pass@4" not in json.loads((tmp_path / "ev" / "summary.json").read_text())
+
+
+@pytest.mark.slow
+def test_under_torchrun_rank_0_locks_and_a_locked_dir_stops_every_rank(tmp_path, finished_run):
+    import os
+
+    def torchrun(run_dir):
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", "-m", "reasonrl",
+               "sft", "--config", str(finished_run.parent / "micro.toml"), f"--log.run_dir={run_dir}"]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+    r = torchrun(tmp_path / "two")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "two" / "final").is_dir() and not (tmp_path / "two" / ".lock").exists()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (tmp_path / "locked").mkdir()
+        (tmp_path / "locked" / ".lock").write_text(json.dumps({"pid": sleeper.pid, "host": socket.gethostname()}))
+        r = torchrun(tmp_path / "locked")
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert r.returncode != 0
+    assert r.stderr.count(f"reasonrl: error: log.run_dir {tmp_path / 'locked'} is in use by process") == 2
+    assert sorted(p.name for p in (tmp_path / "locked").iterdir()) == [".lock"]
