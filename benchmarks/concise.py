@@ -140,18 +140,21 @@ def tiny_lm(work: Path, args) -> dict:
              "--num", "8", "--p-min", "0.2", "--p-max", "0.8", "--max-problems", "64", "--rollout.temperature=0.6",
              "--rollout.max_new_tokens=160", "--out", str(data), "--log.progress=false"], work / "select.log")
     out = {"phase1": side(ev_sft, ev_p1), "phase2_set": [json.loads(x) for x in data.read_text().splitlines()]}
+    tag = f"_s{args.phase2_seed}" if args.phase2_seed else ""
     jobs = []  # phase 2 with PPO (the recipe) and with GRPO (KL 0.01 k1 in the loss), trained side by side
     for algo in ("ppo", "grpo"):
-        run = work / f"phase2_{algo}"
+        run = work / f"phase2_{algo}{tag}"
         if not (run / "final" / "model.safetensors").is_file():
             extra = ["--rl.algo=grpo", "--rl.kl_in_reward=false"] if algo == "grpo" else []
             jobs.append((["rl", "--config", "configs/concise_phase2_tiny.toml", f"--model.path={p1}",
                           f"--data.source={data}", f"--train.steps={args.phase2_steps}", "--rollout.max_new_tokens=160",
-                          f"--log.run_dir={run}", "--log.progress=false", *extra], work / f"phase2_{algo}.log"))
+                          f"--log.run_dir={run}", f"--train.seed={args.phase2_seed}", "--log.progress=false", *extra],
+                         work / f"phase2_{algo}{tag}.log"))
     cli_together(jobs)
-    evs = evaluate(work, {f"phase2_{a}": work / f"phase2_{a}" / "final" for a in ("ppo", "grpo")}, args.eval_examples)
+    evs = evaluate(work, {f"phase2_{a}{tag}": work / f"phase2_{a}{tag}" / "final" for a in ("ppo", "grpo")},
+                   args.eval_examples)
     for algo, ev in zip(("ppo", "grpo"), evs, strict=True):
-        run = work / f"phase2_{algo}"
+        run = work / f"phase2_{algo}{tag}"
         key = "phase2" if algo == "ppo" else "phase2_grpo"
         out[key] = side(ev_p1, ev)
         out[key]["curve"] = [{k: m.get(k) for k in ("step", "resp_len", "acc", "reward", "len_correct", "len_wrong",
@@ -220,6 +223,7 @@ def main() -> None:
     ap.add_argument("--phase1-steps", type=int, default=16)
     ap.add_argument("--phase2-steps", type=int, default=24)
     ap.add_argument("--eval-examples", type=int, default=100)
+    ap.add_argument("--phase2-seed", type=int, default=0, help="train.seed of phase 2 (reuses the earlier stages)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t = time.perf_counter()
