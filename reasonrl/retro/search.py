@@ -1,20 +1,22 @@
-"""Retro-Search (arXiv 2504.04383, Sec. 2): revise a correct trace into a shorter correct one.
+"""Retro-Search (arXiv 2504.04383, the method section): revise a correct trace into a shorter correct one.
 
 For each thought boundary of a correct trace (thought s_t ends, s_{t+1} starts with a transition keyword), the
 reviser continues from the prefix s_1 .. s_t *without* switching: the keywords are banned while it writes the
 immediate next step s_t^{k+1}, after which it decodes freely to an answer. A rollout is scored
 
-    V = gamma^(N - i) * R(a, a*)                                             (the value of a rollout, Sec. 2)
+    V = gamma^(N - i) * R(a, a*)                                                     (the value of a rollout)
 
 with N the number of steps of the whole new trace, i the (1-based) index of its first new step and R = 1 when
 the answer is correct, else 0. The original continuation (correct by assumption) has V = gamma^(N_orig - i).
 The rollout replaces the suffix when its value is higher, i.e. it is correct and has fewer steps, and the pass
 goes on over the thoughts after s_t of the (possibly revised) trace. A revised trace is therefore always
-correct and never longer in steps than the original.
+correct and never longer in steps than the original. (The formula is the one in the project's paper notes,
+../shared/papers/seed-papers.md C.3, consistent with the reviews but not checked against the paper's text.)
 
 Modes: `full` (every boundary), `partial` (boundaries after the first `max_thoughts` thoughts only) and
-`early_exit` (after each thought, force the answer with `exit_text`; the best correct exit wins under the same
-rule). Partial and early-exit are named in the paper but their details are not given; ours are a reading.
+`early_exit` (after each thought, force the answer with `exit_text`; the earliest exit that beats the original
+under the same rule wins). Partial and early exit come from the project's brief and are not confirmed by any
+source we could read; ours are a reading.
 Ambiguities, as options: gamma (unknown; 0.9), rollouts per boundary (1), and whether a boundary that a
 revision creates inside the current thought is revisited (no: the pass moves on to the next thought).
 
@@ -41,8 +43,8 @@ Verifier = Callable[[str, str], bool]
 
 
 def rollout_value(correct: bool, num_steps: int, index: int, *, gamma: float) -> float:
-    """V = gamma^(N - i) * R(a, a*) (Retro-Search Sec. 2): N steps in the new trace, i the index (1-based) of
-    its first new step, R = 1 if the answer is correct else 0."""
+    """V = gamma^(N - i) * R(a, a*) (Retro-Search, value of a rollout): N steps in the new trace, i the index of
+    its first new step (1-based), R = 1 if the answer is correct else 0."""
     assert 1 <= index <= num_steps + 1, f"step index {index} outside a trace of {num_steps} steps"
     return gamma ** (num_steps - index) * float(correct)
 
@@ -73,7 +75,7 @@ class Revision:
 
 def banned_first_step(cont: Continue, prompts: list[str], prefixes: list[str], params: SamplingParams,
                       keywords: Sequence[str], step_sep: str) -> list[str]:
-    """Continuations with `keywords` banned in the immediate next step only (Retro-Search Sec. 2).
+    """Continuations with `keywords` banned in the immediate next step only (Retro-Search, collecting alternatives).
 
     Phase 1 decodes one step with the keywords banned and stops at `step_sep` (text past the separator that
     the stopping token carried is cut off); phase 2 decodes the rest freely from prefix + that step, one

@@ -1,4 +1,4 @@
-"""Splitting a reasoning trace into thoughts and steps (Retro-Search, arXiv 2504.04383, Sec. 2 notation).
+"""Splitting a reasoning trace into thoughts and steps (Retro-Search, arXiv 2504.04383, its notation).
 
 A trace T = {s_1, ..., s_tau} is a list of *thoughts*; each thought s_t = {s_t^1, ..., s_t^k} is a list of
 *steps*. A step is the text up to and including the next step separator (the paper's blank line, `"\\n\\n"`);
