@@ -1,6 +1,6 @@
 """Retro-Search at toy scale (arXiv 2504.04383): revise a meandering reasoner's traces, then distil them.
 
-    .venv/bin/python benchmarks/retro_search.py --quick --out quick.json   # plumbing only (micro models, no SFT)
+    .venv/bin/python benchmarks/retro_search.py --quick --out quick.json   # plumbing: micro models, gold traces
     .venv/bin/python benchmarks/retro_search.py --out retro.json           # full run
 
 1. The meandering reasoner M: the `tiny` preset SFT-trained on synthetic traces where many examples abandon a
@@ -34,14 +34,15 @@ import torch
 from reasonrl import cli
 from reasonrl.eval.report import print_rows
 from reasonrl.retro.segment import SYNTHETIC_STEP_SEP, num_switches
+from reasonrl.tasks import synthetic
 
 KEYWORDS = ("Alternatively", "Wait", "But wait", "Hmm", "Hold on", "Another approach")
 FULL = {"difficulty": 1, "teacher": "tiny", "teacher_steps": 300, "reviser": "micro", "reviser_steps": 300,
         "batch_size": 32, "num_train": 8000, "num_traces": 1500, "student_steps": 250, "num_test": 200,
-        "max_new_tokens": 96, "student_seeds": (0, 1, 2), "sft": True}
+        "max_new_tokens": 96, "student_seeds": (0, 1, 2), "sft": True, "gold_traces": False}
 QUICK = {"difficulty": 1, "teacher": "micro", "teacher_steps": 4, "reviser": "micro", "reviser_steps": 2,
          "batch_size": 8, "num_train": 64, "num_traces": 24, "student_steps": 0, "num_test": 16,
-         "max_new_tokens": 48, "student_seeds": (), "sft": False}
+         "max_new_tokens": 48, "student_seeds": (), "sft": False, "gold_traces": True}
 CORPUS = {"slip_fraction": 0.3, "alt_fraction": 0.5}
 
 
@@ -87,10 +88,8 @@ def retro(model: Path, traces: Path, out: Path, reviser: Path | None) -> dict:
     args += (["--reviser", str(reviser)] if reviser else []) + (["--resume"] if out.exists() else [])
     assert cli.run(args) == 0
     stats = json.loads(out.with_name(out.stem + ".stats.json").read_text())
-    from reasonrl.tasks.synthetic import verify
-
     rows = [json.loads(x) for x in out.read_text().splitlines()]
-    correct = sum(verify(r["response"], r["answer"]) for r in rows)
+    correct = sum(synthetic.verify(r["response"], r["answer"]) for r in rows)
     return {"traces": len(rows), "revised_correct_fraction": correct / max(1, len(rows)),
             "tokens_before": stats["tokens_before"], "tokens_after": stats["tokens_after"],
             "switches_before": stats["switches_before"], "switches_after": stats["switches_after"],
@@ -100,7 +99,8 @@ def retro(model: Path, traces: Path, out: Path, reviser: Path | None) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="micro models, a few steps, no student SFT (plumbing)")
+    ap.add_argument("--quick", action="store_true", help="plumbing: micro models, a few steps, the world's gold "
+                    "switch traces revised instead of the model's, no student SFT")
     ap.add_argument("--run-root", default="runs/retro_search", help="where models, traces and evals go")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args()
@@ -113,6 +113,10 @@ def main() -> None:
     reviser = sft(root / "reviser", s["reviser"], s["reviser_steps"], s, corpus)
     trace_samples = evaluate(teacher, root / "traces", s, split="train", temperature=1.0, num=s["num_traces"])
     traces = root / "traces" / "samples.jsonl"
+    if s["gold_traces"]:  # --quick: an untrained model answers nothing right, so revise the world's own traces
+        traces = root / "traces" / "gold.jsonl"
+        records = synthetic.generate(s["num_traces"], difficulty=s["difficulty"], alt_fraction=1.0)
+        traces.write_text("".join(json.dumps(r) + "\n" for r in records))
     teacher_train = summary(trace_samples)
     revision = retro(teacher, traces, root / "revised_self.jsonl", None)
     revision_w2s = retro(teacher, traces, root / "revised_w2s.jsonl", reviser)
