@@ -32,7 +32,8 @@ from reasonrl.train.checkpoint import latest_checkpoint
 RUN_FILES = ("config.json", "metrics.jsonl", "checkpoints", "final", "plots", "resumes.jsonl")
 LOCK = ".lock"
 # Keys a resumed run may change: they steer how long it runs, what it logs and how often it evaluates or saves,
-# not what a step computes. Every other difference from the saved config.json refuses the resume.
+# not what a step computes. Every other difference from the saved config.json refuses the resume. (A longer
+# train.steps also stretches the lr schedule from the resumed step on; config.json and resumes.jsonl say so.)
 SAFE_TO_CHANGE = frozenset({
     "train.steps", "train.eval_every", "train.eval_examples", "train.save_every", "train.log_checkpoints",
     "train.resume", "train.overwrite", "log.run_dir", "log.progress", "log.plots", "dist.backend",
@@ -204,7 +205,7 @@ def acquire(run_dir: Path) -> None:
     try:
         for _ in range(3):
             try:
-                os.link(tmp, lock)  # atomic: fails if the lock exists; the lock never exists half-written
+                _link_exclusive(tmp, lock)
                 break
             except FileExistsError:
                 holder = _read_lock(lock)
@@ -218,6 +219,19 @@ def acquire(run_dir: Path) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     _HELD.add(run_dir)
+
+
+def _link_exclusive(tmp: Path, lock: Path) -> None:
+    """Create `lock` with `tmp`'s content, or raise FileExistsError. A hard link is atomic and the lock never
+    exists half-written; where the filesystem has no hard links, an exclusive create does the same job."""
+    try:
+        os.link(tmp, lock)
+    except FileExistsError:
+        raise
+    except OSError:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)  # raises FileExistsError if it exists
+        with os.fdopen(fd, "w") as f:
+            f.write(tmp.read_text())
 
 
 def release(run_dir: str | Path) -> None:

@@ -4,6 +4,7 @@ real finished 2-step micro-model run (conftest `finished_run`); the bad-input re
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -100,6 +101,23 @@ def test_a_lock_on_another_host_is_respected(cli, tmp_path, base):
     assert code == 2 and "some-other-machine" in err, err
 
 
+def test_the_lock_works_without_hard_links(tmp_path, monkeypatch):
+    from reasonrl.errors import UserError
+    from reasonrl.train import rundir
+
+    def no_links(src, dst):
+        raise PermissionError("this filesystem has no hard links")
+
+    monkeypatch.setattr("os.link", no_links)
+    rundir.acquire(tmp_path)
+    assert json.loads((tmp_path / ".lock").read_text()) == {"pid": os.getpid(), "host": socket.gethostname()}
+    rundir.release(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / ".lock").write_text(json.dumps({"pid": 1, "host": "elsewhere"}))
+    with pytest.raises(UserError, match="in use by process 1 on elsewhere"):
+        rundir.acquire(tmp_path)
+
+
 def test_jsonl_source_takes_a_test_source_and_warns_without_one(cli, tmp_path, base):
     from reasonrl.tasks.sources import heldout_is_train, load_split
 
@@ -140,8 +158,6 @@ def test_warnings_unused_sections_and_pass_k_above_the_sample_count(cli, tmp_pat
 
 @pytest.mark.slow
 def test_under_torchrun_rank_0_locks_and_a_locked_dir_stops_every_rank(tmp_path, finished_run):
-    import os
-
     def torchrun(run_dir):
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", "-m", "reasonrl",
                "sft", "--config", str(finished_run.parent / "micro.toml"), f"--log.run_dir={run_dir}"]
