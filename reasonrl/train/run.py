@@ -30,6 +30,15 @@ def start_run(cfg: Config):
     return run_dir, dist.device(), resume_from, model, tokenizer
 
 
+def check_prompts(cfg: Config, model, tokenizer, records: list[dict], what: str) -> None:
+    """Before the first write: every prompt of `records` fits the model's positions (else one UserError line)."""
+    from reasonrl.rollout.sampler import check_prompt_positions
+    from reasonrl.tasks.prompts import format_prompt
+
+    prompts = [format_prompt(tokenizer, r["prompt"], cfg.data.prompt_template) for r in records]
+    check_prompt_positions(dist.unwrap(model), tokenizer, prompts, what=what)
+
+
 def open_log(cfg: Config, run_dir: Path, resume_step: int) -> MetricsLog:
     """The first write of a run, once every input is read and validated: lock the run directory and write its
     config (`rundir.claim`), then open the metrics log (resumed runs keep their lines up to `resume_step`)."""

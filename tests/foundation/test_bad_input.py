@@ -82,6 +82,9 @@ CASES = [
      "huge_line.jsonl:2: line longer than data.max_line_bytes"),
     ("eval_prompt_too_long", ["eval", "--model", "{model}", "--data", "{f:long_prompt.jsonl}"],
      "has 2804 tokens, but the model has 1024 positions"),
+    ("sft_test_prompt_too_long", ["sft", "--overwrite", "--data.source={f:good.jsonl}",
+                                  "--data.test_source={f:long_prompt.jsonl}"],
+     "held-out data: prompt 0 has 2804 tokens, but the model has 1024 positions"),
     # models
     ("eval_truncated_safetensors", ["eval", "--model", "{f:truncated_model}", "--data", "{f:good.jsonl}"],
      "truncated_model: cannot load"),
