@@ -150,19 +150,22 @@ def sample(
     return assemble(tokenizer, prompt_ids, prefix_ids, decoded, params.n)
 
 
-def check_prompt_positions(model, tokenizer, prompts: list[str], *, what: str = "sample") -> None:
+def check_prompt_positions(model, tokenizer, prompts: list[str], *, what: str = "sample",
+                           names: list[str] | None = None) -> None:
     """Fail before any sampling (and before a progress bar) if a prompt does not fit the model's positions;
-    `what` names the prompts in the message (e.g. "held-out data")."""
-    _check_positions(model, [tokenizer.encode(p, add_special_tokens=False) for p in prompts], what=what)
+    `what` names the prompts in the message (e.g. "held-out data"), `names[i]` prompt i (default: its index)."""
+    _check_positions(model, [tokenizer.encode(p, add_special_tokens=False) for p in prompts], what=what, names=names)
 
 
-def _check_positions(model, contexts: list[list[int]], *, what: str = "sample") -> None:
+def _check_positions(model, contexts: list[list[int]], *, what: str = "sample", names: list[str] | None = None
+                     ) -> None:
     """Every prompt (+ prefix) must leave room in the model's positions: a longer one would have the engine
     allocate a KV cache for it (terabytes for a runaway prompt) before failing."""
     positions = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     longest = max(range(len(contexts)), key=lambda i: len(contexts[i]), default=None)
     if positions is not None and longest is not None and len(contexts[longest]) >= positions:
-        raise UserError(f"{what}: prompt {longest} has {len(contexts[longest])} tokens, but the model has "
+        name = longest if names is None else names[longest]
+        raise UserError(f"{what}: prompt {name} has {len(contexts[longest])} tokens, but the model has "
                         f"{positions} positions: shorten the prompt")
 
 

@@ -93,7 +93,9 @@ def train(cfg: Config) -> dict:
         critic_opt.load_state_dict(trainer_state["optimizers"]["critic"])
         scheduler.load_state_dict(trainer_state["scheduler"])
         state = rl.progress_state(trainer_state)
-    log = open_log(cfg, run_dir, state["step"])  # the first write: every input is validated
+    # the first write, every input validated (the prompts too: a prompt beyond the model's positions stops here)
+    log = open_log(cfg, run_dir, state["step"], model=policy, tokenizer=tokenizer,
+                   sampled=train_records + test_records)
     n_params = num_params(dist.unwrap(policy))
     if state["step"] == 0 and cfg.train.eval_every:  # the starting point of the held-out curve
         log.log({"step": 0, **heldout_accuracy(policy, tokenizer, cfg, test_records)})

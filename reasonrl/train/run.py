@@ -30,18 +30,23 @@ def start_run(cfg: Config):
     return run_dir, dist.device(), resume_from, model, tokenizer
 
 
-def check_prompts(cfg: Config, model, tokenizer, records: list[dict], what: str) -> None:
-    """Before the first write: every prompt of `records` fits the model's positions (else one UserError line)."""
+def check_prompts(cfg: Config, model, tokenizer, records: list[dict]) -> None:
+    """Every prompt of `records` fits the model's positions (else one UserError line naming the problem's id)."""
     from reasonrl.rollout.sampler import check_prompt_positions
     from reasonrl.tasks.prompts import format_prompt
 
     prompts = [format_prompt(tokenizer, r["prompt"], cfg.data.prompt_template) for r in records]
-    check_prompt_positions(dist.unwrap(model), tokenizer, prompts, what=what)
+    check_prompt_positions(dist.unwrap(model), tokenizer, prompts, what="data",
+                           names=[str(r.get("id", i)) for i, r in enumerate(records)])
 
 
-def open_log(cfg: Config, run_dir: Path, resume_step: int) -> MetricsLog:
-    """The first write of a run, once every input is read and validated: lock the run directory and write its
-    config (`rundir.claim`), then open the metrics log (resumed runs keep their lines up to `resume_step`)."""
+def open_log(cfg: Config, run_dir: Path, resume_step: int, *, model=None, tokenizer=None,
+             sampled: list[dict] | None = None) -> MetricsLog:
+    """The first write of a run, once every input is read and validated: check that the problems the run will
+    sample from (`sampled`) fit the model, lock the run directory and write its config (`rundir.claim`), then
+    open the metrics log (resumed runs keep their lines up to `resume_step`)."""
+    if sampled:
+        check_prompts(cfg, model, tokenizer, sampled)
     rundir.claim(cfg, resume_step)
     warn_if_heldout_is_train(cfg.data)
     return MetricsLog(run_dir, resume_step=resume_step)

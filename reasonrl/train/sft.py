@@ -23,15 +23,7 @@ from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
 from reasonrl.train.data import collate, encode_records, micro_batch_indices
 from reasonrl.train.grad import clip_grad_synced
-from reasonrl.train.run import (
-    check_prompts,
-    dion_data_parallel,
-    finish_run,
-    open_log,
-    policy_and_optimizer,
-    progress_bar,
-    start_run,
-)
+from reasonrl.train.run import dion_data_parallel, finish_run, open_log, policy_and_optimizer, progress_bar, start_run
 from reasonrl.train.schedule import build_scheduler
 
 
@@ -54,7 +46,6 @@ def train(cfg: Config) -> dict:
     train_records = load_split(cfg.data, "train", require=("prompt", "response"))
     test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
     examples = encode_records(tokenizer, train_records, template=cfg.data.prompt_template, max_len=cfg.data.max_len)
-    check_prompts(cfg, model, tokenizer, test_records, "held-out data")  # sampled at evaluations
 
     # Dion's data-parallel mode: no DDP gradient all-reduce; the optimizer averages its thin factors itself.
     model, optimizer = policy_and_optimizer(model, cfg)
@@ -67,7 +58,8 @@ def train(cfg: Config) -> dict:
         optimizer.load_state_dict(rank_state["optimizer"] if sharded else trainer_state["optimizer"])
         scheduler.load_state_dict(trainer_state["scheduler"])
         state = trainer_state["progress"]
-    log = open_log(cfg, run_dir, state["step"])  # the first write: every input is validated
+    # the first write, every input validated; SFT samples only at held-out evaluations
+    log = open_log(cfg, run_dir, state["step"], model=model, tokenizer=tokenizer, sampled=test_records)
     log_steps = ckpt_lib.log_spaced_steps(cfg.train.steps, cfg.train.log_checkpoints)
     n_params = num_params(dist.unwrap(model))
     world, accum = dist.world_size(), cfg.train.grad_accum
