@@ -381,22 +381,23 @@ def scaling_cell(policy, tokenizer, optimizer, records: list[dict], rows: int, n
     args = argparse.Namespace(prompts=rows // 8, samples=8, new_tokens=new_tokens)
     cfg = step_config("grpo", args)
     base = peak_rss_reset()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     batch, info = rl.rollout_and_score(policy, tokenizer, records[: args.prompts], cfg, 0, build_reward(cfg))
-    sampled = seconds_since(start)
-    start = time.perf_counter()
+    sampled, sampled_cpu = seconds_since(start), time.process_time() - cpu
+    start, cpu = time.perf_counter(), time.process_time()
     adv = group_advantages(batch.scores, 8, normalize_std=cfg.rl.group_std)  # (N,)
     batch.advantages = adv[:, None] * batch.mask
     rl.policy_update(policy, optimizer, batch, cfg, seed=0)
-    update = seconds_since(start)
+    update, update_cpu = seconds_since(start), time.process_time() - cpu
     tokens = check_lengths(batch, cfg)
     rollout, score = sampled - info["time_score"], info["time_score"]
     return {"rows": rows, "new_tokens": new_tokens, "rollout_s": round(rollout, 3), "score_s": round(score, 4),
             "update_s": round(update, 3), "tok_s": round(tokens / (sampled + update), 1),
-            "rollout_tok_s": round(tokens / rollout, 1), "peak_mb": round(peak_rss_since(base) / 2**20, 1)}
+            "rollout_tok_s": round(tokens / rollout, 1), "rollout_score_cpu_s": round(sampled_cpu, 3),
+            "update_cpu_s": round(update_cpu, 3), "peak_mb": round(peak_rss_since(base) / 2**20, 1)}
 
 
-def scaling(presets: list[str]) -> list[dict]:
+def scaling(presets: list[str], rows_grid: tuple[int, ...] = SCALING_ROWS) -> list[dict]:
     """Our GRPO step over model size x completions per step; a warm-up step at 8 completions per preset."""
     tokenizer = build_tokenizer()
     records = synthetic(max(SCALING_ROWS) // 8, seed=0, difficulty=2)
@@ -408,17 +409,17 @@ def scaling(presets: list[str]) -> list[dict]:
         new_tokens = SCALING_TOKENS.get(preset, 16)
         with forced_length():
             scaling_cell(policy, tokenizer, optimizer, records, 8, new_tokens)  # warm-up
-            for rows in SCALING_ROWS:
+            for rows in rows_grid:
                 out.append({"preset": preset, "params": num_params(policy),
                             **scaling_cell(policy, tokenizer, optimizer, records, rows, new_tokens)})
                 print(out[-1], flush=True)
     print("\n| preset | params | completions | new tokens | rollout s | score s | update s | tok/s (step) "
-          "| tok/s (rollout) | peak MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| tok/s (rollout) | CPU s rollout+score | CPU s update | peak MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in out:
         print(f"| {r['preset']} | {r['params'] / 1e6:.1f}M | {r['rows']} | {r['new_tokens']} | {r['rollout_s']:.3f} "
               f"| {r['score_s']:.4f} | {r['update_s']:.3f} | {r['tok_s']:.0f} | {r['rollout_tok_s']:.0f} "
-              f"| {r['peak_mb']:.0f} |")
+              f"| {r['rollout_score_cpu_s']:.3f} | {r['update_cpu_s']:.3f} | {r['peak_mb']:.0f} |")
     return out
 
 
@@ -461,12 +462,14 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--scaling", nargs="*", default=None, metavar="PRESET",
                     help="instead: our GRPO step split into rollout / score / update, with peak memory, over presets "
                     f"(default {' '.join(SCALING_PRESETS)}) x {'/'.join(map(str, SCALING_ROWS))} completions")
+    ap.add_argument("--scaling-rows", type=int, nargs="+", default=list(SCALING_ROWS),
+                    help="completions per step in the scaling grid (multiples of 8)")
     args = ap.parse_args(argv)
     args.repeats = args.repeats or (2 if args.quick else 5)
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.scaling is not None:
-        cells = scaling(args.scaling or list(SCALING_PRESETS))
+        cells = scaling(args.scaling or list(SCALING_PRESETS), tuple(args.scaling_rows))
         summary = {"benchmark": "rl_step_scaling", "threads": torch.get_num_threads(), "cells": cells, "ratio": None}
         if args.out:
             with open(args.out, "w") as f:
