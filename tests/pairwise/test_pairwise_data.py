@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import pytest
 
@@ -66,3 +67,16 @@ def test_preference_jsonl_errors_name_file_and_line(tmp_path):
         load_preferences(path)
     with pytest.raises(UserError, match="file not found"):
         load_preferences(tmp_path / "missing.jsonl")
+
+
+def test_wrong_candidates_visible_or_carried():
+    # a visible error: the chain is right but the box is off; a carried one: a step is off and the box follows it
+    def last_result(text: str) -> str:
+        return re.findall(r"= (-?\d+)\.", text)[-1]
+
+    for hidden, box_follows in ((0.0, False), (1.0, True)):
+        pairs = preference_set(40, wrong_fraction=1.0, recheck_fraction=0.0, hidden_errors=hidden)
+        for p in pairs:
+            for y in (p["chosen"], p["rejected"]):
+                assert not verify(y, p["answer"])
+                assert (f"\\boxed{{{last_result(y)}}}" in y) == box_follows

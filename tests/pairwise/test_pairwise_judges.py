@@ -37,9 +37,9 @@ def test_generative_prob_equals_hand_softmax(micro, world_tokenizer):
 
 
 def test_generative_batch_matches_single_under_left_padding(micro, world_tokenizer):
-    judge = GenerativeJudge(micro, world_tokenizer, batch_size=2)  # 3 pairs: two chunks, rows of other lengths
-    prompts, a, b = [PROMPT, PROMPT, "Ben has 2 coins. How many coins does Ben have now?"], [GOOD, BAD, "2"], \
-        [BAD, GOOD, "Start with 2. The answer is \\boxed{2}."]
+    judge = GenerativeJudge(micro, world_tokenizer, batch_size=2)  # 3 pairs: two chunks; the first is padded
+    prompts, a, b = [PROMPT, "Ben has 2 coins. How many coins does Ben have now?", PROMPT], [GOOD, "2", BAD], \
+        [BAD, "Start with 2. The answer is \\boxed{2}.", GOOD]
     batch = judge.prob_better_batch(prompts, a, b)
     single = torch.tensor([judge.prob_better(p, x, y) for p, x, y in zip(prompts, a, b, strict=True)])
     assert torch.allclose(batch, single, atol=1e-5)

@@ -39,18 +39,33 @@ def judge_dirs(tmp_path_factory, world_tokenizer):
     return {"gen": (out / "gen", gen), "bt": (out / "bt", bt)}
 
 
-def test_reference_anchor_reward_is_centred_debiased_score(judge_dirs):
-    path, judge = judge_dirs["gen"]
-    cfg = load_config(None, ["--reward.kind=pairwise", f"--pairwise.judge_path={path}", "--pairwise.scale=2.0"])
+class BiasedJudge:
+    """p(a > b) = sigmoid(q(a) - q(b) + 0.7): a judge with a position bias toward A; q = 1 for the boxed 12,
+    minus 0.5 for a re-check."""
+
+    def prob_better_batch(self, prompts, a, b):
+        def q(y):
+            return float("\\boxed{12}" in y) - 0.5 * ("Wait," in y)
+        return torch.sigmoid(torch.tensor([q(x) - q(y) + 0.7 for x, y in zip(a, b, strict=True)]))
+
+
+def test_reference_anchor_reward_is_centred_debiased_score(monkeypatch):
+    monkeypatch.setattr("reasonrl.pairwise.reward.load_judge", lambda *a, **k: BiasedJudge())
+    cfg = load_config(None, ["--reward.kind=pairwise", "--pairwise.judge_path=stub", "--pairwise.scale=2.0"])
     scored = build_reward(cfg)(_responses(TEXTS))
-    for i, y in enumerate(TEXTS):
-        p_ya = judge.prob_better(REC["prompt"], y, REC["response"])  # y first, the anchor second
-        p_ay = judge.prob_better(REC["prompt"], REC["response"], y)
-        s = 0.5 * (p_ya + 1 - p_ay)
-        assert scored.scores[i].item() == pytest.approx(2.0 * (s - 0.5), abs=1e-5)
+    # anchor = the gold response, q = 1. y0 (right, re-check): q = 0.5
+    #   p(y0 > y*) = sigmoid(0.5 - 1 + 0.7) = 0.549834, p(y* > y0) = sigmoid(1.2) = 0.768525
+    #   s = 1/2 (0.549834 + 1 - 0.768525) = 0.390655, R = 2 (s - 1/2) = -0.218691
+    # y1 (wrong): p(y1 > y*) = sigmoid(-0.3) = 0.425557, p(y* > y1) = sigmoid(1.7) = 0.845535
+    #   s = 1/2 (0.425557 + 0.154465) = 0.290011, R = -0.419978
+    assert scored.scores.tolist() == pytest.approx([-0.218691, -0.419978], abs=1e-5)
+    assert scored.stats["score"] == pytest.approx((0.390655 + 0.290011) / 2, abs=1e-5)
     assert scored.correct.tolist() == [True, False]  # the verifier still reports accuracy
     assert scored.stats["recheck_offset"] == 0.5  # "coins" carries the world's offset; one of two re-checks
-    assert 0.0 <= scored.stats["consistency"] <= 1.0
+    # hidden quality: (1 - 0.5) for y0, 0 for y1
+    assert scored.stats["true_quality"] == pytest.approx(0.25)
+    # swap consistency: y0 says "A" in both orders (0.55, 0.77 > 1/2), y1 is consistent (0.43 < 1/2 < 0.85)
+    assert scored.stats["consistency"] == 0.5
 
 
 def test_uncentred_single_order_reward(judge_dirs):
