@@ -64,7 +64,7 @@ def rl(s, run_dir, data, init, task):
     from reasonrl.train.grpo import train
 
     cfg = load_config(None, overrides(s, run_dir, task, [
-        f"--model.path={init}", f"--data.source={data}", f"--train.steps={s['rl_steps']}", "--optim.lr=2e-4",
+        f"--model.path={init}", f"--data.source={data}", f"--train.steps={s['rl_steps']}", f"--optim.lr={s['rl_lr']}",
         "--optim.warmup_steps=0", "--optim.schedule=constant", "--rl.algo=grpo",
         f"--rl.prompts_per_step={s['prompts']}",
         f"--rollout.num_samples={s['group']}", "--rl.minibatch_size=32", "--rl.kl_coef=0.05", "--reward.kind=process",
@@ -98,8 +98,12 @@ def main() -> None:
     p.add_argument("--out", default="")
     p.add_argument("--work", default="runs/swirl_bench")
     p.add_argument("--noise", type=float, default=0.1, help="process / outcome judge label noise")
+    p.add_argument("--rl-steps", type=int, default=0, help="step-wise RL steps (default: the size's)")
+    p.add_argument("--rl-lr", type=float, default=2e-4, help="step-wise RL learning rate")
     args = p.parse_args()
-    s = SIZES["quick" if args.quick else "full"]
+    s = {**SIZES["quick" if args.quick else "full"], "rl_lr": args.rl_lr}
+    s["rl_steps"] = args.rl_steps or s["rl_steps"]
+    rl_tag = "" if (args.rl_steps, args.rl_lr) == (0, 2e-4) else f"_{s['rl_steps']}x{args.rl_lr:g}"
     torch.set_num_threads(1)  # on a shared, oversubscribed machine more threads only spin
     t0 = time.time()
     work = Path(args.work) / ("quick" if args.quick else "full")
@@ -144,11 +148,12 @@ def main() -> None:
             final = sft_dir / "final" if (sft_dir / "final").is_dir() else sft(
                 s, sft_dir, d / f"sft_{name}.jsonl", base, task, s["sft_steps"], 3e-4)
             acc["sft"][name] = evaluate(s, final, task, index, people)["accuracy"]
-            rl_dir = work / f"rl_{task}_{name}"
+            rl_dir = work / f"rl_{task}_{name}{rl_tag}"
             final = rl_dir / "final" if (rl_dir / "final").is_dir() else rl(s, rl_dir, d / f"states_{name}.jsonl",
                                                                              base, task)
             summary = evaluate(s, final, task, index, people)
             acc["rl"][name] = summary["accuracy"]
+            results["process_score"].setdefault(f"{task}_rl_by_filter", {})[name] = summary["process_score"]
             if name == "process":
                 results["process_score"][task] = {"base": evaluate(s, base, task, index, people)["process_score"],
                                                   "rl": summary["process_score"]}
@@ -172,6 +177,9 @@ def print_table(r: dict) -> None:
         for kind in ("sft", "rl"):
             print(f"{task:<6}{kind:<8}" + "".join(f"{acc[kind].get(f, float('nan')):>10.3f}" for f in FILTERS))
     for task, ps in r["process_score"].items():
+        if "base" not in ps:
+            print(f"process score {task}:", {k: round(v, 3) for k, v in ps.items()})
+            continue
         print(f"process score {task}: base {ps['base']:.3f} -> rl(process) {ps['rl']:.3f}")
     if "transfer_qa_to_math" in r:
         print("transfer QA -> math:", {k: round(v, 3) for k, v in r["transfer_qa_to_math"].items()})
