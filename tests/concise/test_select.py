@@ -26,12 +26,13 @@ def test_solve_rates_per_problem():
                    {"solve_rate": 2 / 3, "num_samples": 3, "mean_length": 20.0}]
 
 
-def test_select_cli_writes_nothing_when_no_problem_qualifies(tmp_path):
+def test_select_cli_writes_nothing_when_no_problem_qualifies(tmp_path, tokenizer_dir):
     # a fresh micro model never solves a problem: every rate is 0, so the strict rule keeps none -> exit 2,
     # one line naming the data; the per-problem rates are still written for inspection
     out = tmp_path / "phase2.jsonl"
     r = subprocess.run([sys.executable, "-m", "reasonrl", "concise", "select", "--data", "synthetic", "--out", str(out),
                         "--k", "2", "--max-problems", "3", "--model.preset=micro", "--data.difficulty=1",
+                        f"--model.tokenizer_path={tokenizer_dir}",
                         "--rollout.max_new_tokens=8", "--log.progress=false"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2, r.stderr[-2000:]
