@@ -68,8 +68,12 @@ def test_llm_judge_plumbing_on_a_tiny_model(world_tokenizer, tmp_path, world):
 def _states_file(tmp_path, world, n=4):
     people, tools = world
     rows = []
-    for record in qa_questions(people, "train")[:n]:
-        rows.append({"id": record["id"], "prompt": record["prompt"], **{k: record[k] for k in
+    for i, record in enumerate(qa_questions(people, "train")[:n]):
+        prompt = record["prompt"]
+        if i == 1:  # a later state: the subject was already searched
+            subject = record["subject"]
+            prompt += f"<search_query>{subject}</search_query>" + format_result(subject, tools["search"](subject))
+        rows.append({"id": record["id"], "prompt": prompt, **{k: record[k] for k in
                      ("task", "answer", "subject", "relation", "attribute")}})
     path = tmp_path / "states.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -86,10 +90,11 @@ def test_process_reward_kind_scores_actions(tmp_path, world):
     scored = reward(Responses(records=records, prompts=[r["prompt"] for r in records], texts=texts,
                               lengths=torch.tensor([5, 5, 5, 5]), truncated=torch.zeros(4, dtype=torch.bool),
                               group=torch.tensor([0, 0, 1, 1])))
-    # Mutation: judging the first row's state for every response turns the last score to 0.
-    assert scored.scores.tolist() == [1.0, 0.0, 0.0, 1.0]
-    assert scored.correct.tolist() == [True, False, False, True]
-    assert scored.stats["process_good"] == 0.5
+    # the last action repeats the query its state already holds. Mutation: judging every response against the
+    # first row's state (no results yet) scores it 1.
+    assert scored.scores.tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert scored.correct.tolist() == [True, False, False, False]
+    assert scored.stats["process_good"] == 0.25
 
 
 class _Scripted:
