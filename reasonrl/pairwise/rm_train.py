@@ -130,14 +130,19 @@ def evaluate_judge(judge, pairs: list[dict], *, num_bins: int = 10) -> dict:
 
 
 def plot_reliability(curves: dict[str, list], out_path: str | Path, *, title: str = "") -> Path:
-    """Reliability diagram: mean predicted P(A > B) per bin against the fraction of bins' pairs where A won."""
+    """Reliability diagram: mean predicted P(A > B) per bin against the fraction of the bin's pairs where A won;
+    marker area shows how many pairs the bin holds."""
     from reasonrl.eval.plots import plt  # the Agg backend is chosen there
 
     fig, ax = plt.subplots(figsize=(4.6, 4.2))
     ax.plot([0, 1], [0, 1], color="grey", linestyle="--", linewidth=1, label="calibrated")
     for name, bins in curves.items():
-        pts = [(prob, lab) for n, prob, lab in bins if n]
-        ax.plot([p for p, _ in pts], [y for _, y in pts], marker="o", label=name)
+        pts = [(n, prob, lab) for n, prob, lab in bins if n]
+        total = sum(n for n, _, _ in pts)
+        line = ax.plot([p for _, p, _ in pts], [y for _, _, y in pts], linewidth=1, alpha=0.6, label=name)[0]
+        # marker area ~ the bin's share of the pairs: a bin of two pairs should not look like one of two hundred
+        ax.scatter([p for _, p, _ in pts], [y for _, _, y in pts], s=[8 + 400 * n / total for n, _, _ in pts],
+                   color=line.get_color(), alpha=0.8)
     ax.set_xlabel("predicted P(A better than B)")
     ax.set_ylabel("fraction where A is the chosen response")
     ax.set_xlim(0, 1)
