@@ -178,3 +178,15 @@ def test_under_torchrun_rank_0_locks_and_a_locked_dir_stops_every_rank(tmp_path,
     assert r.returncode != 0
     assert r.stderr.count(f"reasonrl: error: log.run_dir {tmp_path / 'locked'} is in use by process") == 2
     assert sorted(p.name for p in (tmp_path / "locked").iterdir()) == [".lock"]
+
+
+def test_eval_data_is_exactly_what_is_evaluated(cli, tmp_path, micro_model_dir):
+    """`eval --data X` evaluates X even when the config names a data.test_source (that is for the trainers)."""
+    data, empty = tmp_path / "w.jsonl", tmp_path / "empty.jsonl"
+    assert cli("world", "--out", data, "--num", "2", "--split", "test")[0] == 0
+    empty.write_text("")
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'[data]\ntest_source = "{empty}"\n[rollout]\nmax_new_tokens = 2\n[log]\nprogress = false\n')
+    code, _, err = cli("eval", "--config", toml, "--model", micro_model_dir, "--data", data, "--out", tmp_path / "ev")
+    assert code == 0, err
+    assert json.loads((tmp_path / "ev" / "summary.json").read_text())["num_problems"] == 2
