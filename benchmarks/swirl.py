@@ -100,9 +100,11 @@ def main() -> None:
     p.add_argument("--noise", type=float, default=0.1, help="process / outcome judge label noise")
     p.add_argument("--rl-steps", type=int, default=0, help="step-wise RL steps (default: the size's)")
     p.add_argument("--rl-lr", type=float, default=2e-4, help="step-wise RL learning rate")
+    p.add_argument("--base-steps", type=int, default=0, help="base policy SFT steps (default: the size's)")
     args = p.parse_args()
     s = {**SIZES["quick" if args.quick else "full"], "rl_lr": args.rl_lr}
     s["rl_steps"] = args.rl_steps or s["rl_steps"]
+    s["base_steps"] = args.base_steps or s["base_steps"]
     rl_tag = "" if (args.rl_steps, args.rl_lr) == (0, 2e-4) else f"_{s['rl_steps']}x{args.rl_lr:g}"
     torch.set_num_threads(1)  # on a shared, oversubscribed machine more threads only spin
     t0 = time.time()
