@@ -34,6 +34,7 @@ from transformers import PreTrainedTokenizerBase
 
 from reasonrl.errors import UserError
 from reasonrl.rollout.engine import Decoded
+from reasonrl.rollout.layout import assemble
 
 LOGP_TOL = 1e-3
 """Largest |vLLM log-prob - teacher-forced log-prob| on sampled tokens for vLLM's to be kept (fp32: kernels
@@ -71,8 +72,6 @@ def sample_vllm(
     tools: Mapping[str, Callable[[str], str]] | None = None,
 ):
     """`sample()` on vLLM; see the module docstring for what is supported."""
-    from reasonrl.rollout.sampler import assemble
-
     vllm = import_vllm()
     if tools or params.banned_words:
         raise UserError("sampling: tools and banned_words need backend = 'hf' (the vllm backend cannot do them)")
