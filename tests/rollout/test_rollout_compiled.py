@@ -63,3 +63,24 @@ def test_inductor_step_equals_eager(rollout_tokenizer, prompts, arch):
     graph = sample(model, rollout_tokenizer, prompts, SamplingParams(compile=True, **params), prefixes=["", "A", ""])
     assert torch.equal(eager.input_ids, graph.input_ids)
     assert (eager.logprobs - graph.logprobs).abs().max() < 1e-4
+
+
+def test_rollout_compile_config_reaches_the_engine(rollout_tokenizer, monkeypatch):
+    """`rollout.compile = true` in a trainer config makes the trainers' rollout run the compiled step, with the
+    same samples as the eager one."""
+    from reasonrl.config import load_config
+    from reasonrl.reward import build_reward
+    from reasonrl.tasks.synthetic import generate as synthetic
+    from reasonrl.train import rl
+
+    counter = CompileCounter()
+    monkeypatch.setattr(engine, "compiled_step", lambda: compiled.compiled_step(backend=counter))
+    model = build_model("micro", rollout_tokenizer, seed=9)
+    records = synthetic(2, seed=3, difficulty=1)
+    batches = []
+    for flag in ("false", "true"):
+        cfg = load_config(None, ["--rollout.max_new_tokens=6", "--rollout.num_samples=2", "--rl.algo=grpo",
+                                 f"--rollout.compile={flag}", "--log.progress=false"])
+        batches.append(rl.rollout_and_score(model, rollout_tokenizer, records, cfg, 0, build_reward(cfg))[0])
+    assert counter.frame_count == 1, "the compiled step was not used"
+    assert torch.equal(batches[0].input_ids, batches[1].input_ids)
