@@ -9,9 +9,10 @@
    without swap augmentation (pairs shown chosen-first with probability `pairwise.chosen_first`) and with it.
    Held-out accuracy (both presentation orders), swap consistency, ECE, and one reliability plot.
 3. PPO (`reasonrl rl`, configs/pairwise_ppo.toml) from the policy with the Bradley-Terry scalar reward r(x, y)
-   vs the swap judge's debiased score against the reference anchor s(y, y*). Hidden quality = correctness, read
-   as held-out accuracy at the start and the end; offset exploitation = the rate of `Wait,` re-checks on prompts
-   with the labeler's offset vs the others, in the first and last rollouts.
+   vs the swap judge's debiased score against the reference anchor s(y, y*). Hidden quality q = correct - 0.5 *
+   re-check (the world's), averaged over the first and the last quarter of the training rollouts; held-out
+   accuracy at the start and the end; offset exploitation = the rate of `Wait,` re-checks on prompts with the
+   labeler's offset vs the others, first vs last quarter.
 
 Prints a table and writes `--out` JSON: `judges: {bt, pairwise, pairwise_swap: {accuracy, consistency, ece, ...}}`
 and, in the full run, `ppo: {bt, pairwise_anchor: {true_quality_start, true_quality_end, ...}}`.
@@ -89,7 +90,9 @@ def run_ppo(work: Path, policy: Path, steps: int) -> dict:
             vals = [m[key] for m in part if m.get(key) is not None]
             return sum(vals) / len(vals) if vals else None
 
-        out[name] = {"true_quality_start": evals[0]["heldout_acc"], "true_quality_end": evals[-1]["heldout_acc"],
+        out[name] = {"true_quality_start": mean("reward/true_quality", first),
+                     "true_quality_end": mean("reward/true_quality", last),
+                     "heldout_acc_start": evals[0]["heldout_acc"], "heldout_acc_end": evals[-1]["heldout_acc"],
                      "train_acc_start": mean("acc", first), "train_acc_end": mean("acc", last),
                      "recheck_offset_start": mean("reward/recheck_offset", first),
                      "recheck_offset_end": mean("reward/recheck_offset", last),
@@ -133,10 +136,11 @@ def main() -> None:
               "policy": str(policy), "quick": args.quick}
     if not args.quick:
         ppo = run_ppo(work, policy, args.ppo_steps)
-        print(f"\nPPO, {args.ppo_steps} steps (true quality = held-out accuracy; re-check rate first -> last quarter)")
-        print(f"{'reward':<17}{'quality start':>14}{'quality end':>12}{'recheck offset':>18}{'recheck other':>18}")
+        print(f"\nPPO, {args.ppo_steps} steps (first -> last quarter of the rollouts; held-out accuracy start -> end)")
+        print(f"{'reward':<17}{'true quality':>18}{'held-out acc':>18}{'recheck offset':>18}{'recheck other':>18}")
         for name, r in ppo.items():
-            print(f"{name:<17}{fmt(r['true_quality_start']):>14}{fmt(r['true_quality_end']):>12}"
+            print(f"{name:<17}{fmt(r['true_quality_start']) + ' -> ' + fmt(r['true_quality_end']):>18}"
+                  f"{fmt(r['heldout_acc_start']) + ' -> ' + fmt(r['heldout_acc_end']):>18}"
                   f"{fmt(r['recheck_offset_start']) + ' -> ' + fmt(r['recheck_offset_end']):>18}"
                   f"{fmt(r['recheck_other_start']) + ' -> ' + fmt(r['recheck_other_end']):>18}")
         result["ppo"] = ppo
