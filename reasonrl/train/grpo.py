@@ -50,6 +50,7 @@ def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: 
     kept: list[rl.Batch] = []
     num_kept = num_seen = truncated = 0
     score_time = 0.0
+    reward_sums: dict = {}
     rounds = cfg.rl.max_sample_rounds if cfg.rl.dynamic_sampling else 1
     for round_ in range(rounds):
         records = rl.step_prompts(train_records, state, num=cfg.rl.prompts_per_step, seed=cfg.train.seed)
@@ -58,6 +59,7 @@ def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: 
                                                rl.step_seed(cfg.train.seed, step, round_, dist.rank()), reward)
             truncated += info["num_truncated"]
             score_time += info["time_score"]
+            reward_sums = rl.merge_stat_sums(reward_sums, info["reward_stats"])
             num_seen += batch.size // group
             last = batch
             if cfg.rl.dynamic_sampling:
@@ -78,8 +80,10 @@ def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: 
             pad.mask = torch.zeros_like(pad.mask)
             kept.append(pad)
     batch = rl.concat(kept, tokenizer.pad_token_id)
-    return batch, {"kept_fraction": num_kept / max(1, num_seen), "sample_rounds": round_ + 1,
-                   "num_truncated": truncated, "time_score": score_time}
+    kept_total = rl.global_count(torch.tensor([float(num_kept)]))
+    seen_total = rl.global_count(torch.tensor([float(num_seen)]))
+    return batch, {"kept_fraction": kept_total / max(1.0, seen_total), "sample_rounds": round_ + 1,
+                   "num_truncated": truncated, "time_score": score_time, "reward_stats": reward_sums}
 
 
 def train(cfg: Config) -> dict:

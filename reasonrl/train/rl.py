@@ -148,8 +148,32 @@ def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed:
                   old_logp=old_logp, scores=scores, correct=scored.correct, lengths=lengths,
                   prompt_len=ro.prompt_len)
     info = {"num_truncated": sum(f == "length" for f in ro.finish_reasons),
-            "time_score": time.perf_counter() - t_score, **{f"reward/{k}": v for k, v in scored.stats.items()}}
+            "time_score": time.perf_counter() - t_score, "reward_stats": reward_stat_sums(scored.stats, batch.size)}
     return batch, info
+
+
+def reward_stat_sums(stats: dict[str, float], n: int) -> dict[str, tuple[float, float]]:
+    """A reward's per-response means as `{name: (sum, count)}` over `n` responses, so that rounds of dynamic
+    sampling (`merge_stat_sums`) and processes (`reward_stat_means`) combine into response-weighted means. A mean
+    that is None or not finite (over no responses) contributes nothing."""
+    return {k: ((v * n, float(n)) if v is not None and math.isfinite(v) else (0.0, 0.0)) for k, v in stats.items()}
+
+
+def merge_stat_sums(a: dict[str, tuple[float, float]], b: dict[str, tuple[float, float]]) -> dict:
+    return {k: (a.get(k, (0.0, 0.0))[0] + b.get(k, (0.0, 0.0))[0], a.get(k, (0.0, 0.0))[1] + b.get(k, (0.0, 0.0))[1])
+            for k in a.keys() | b.keys()}
+
+
+def reward_stat_means(sums: dict[str, tuple[float, float]]) -> dict[str, float | None]:
+    """`reward/<name>`: global response-weighted means of the reward's stats (None where no process had one). The
+    names are gathered first, so every process makes the same collectives whatever its own stats held."""
+    names = sorted(set().union(*dist.all_gather_object(sorted(sums))))
+    out: dict[str, float | None] = {}
+    for k in names:
+        total, count = sums.get(k, (0.0, 0.0))
+        both = dist.all_reduce_sum(torch.tensor([total, count], dtype=torch.float64))
+        out[f"reward/{k}"] = float(both[0] / both[1]) if both[1] > 0 else None
+    return out
 
 
 def recompute_logprobs(policy, ro: Rollout, cfg: Config) -> torch.Tensor:
@@ -341,8 +365,11 @@ def step_record(state: dict, batch: Batch, stats: dict, *, lr: float, t0: float,
     (`time_rollout`), verifying and rewarding (`time_score`, from `stats`), training (`time_train`)."""
     state["step"] += 1
     state["tokens_seen"] += int(global_count(batch.attention_mask))
+    stats = dict(stats)
+    reward_means = reward_stat_means(stats.pop("reward_stats", {}))
+    stats["num_truncated"] = int(global_count(torch.tensor([float(stats.get("num_truncated", 0))])))
     return {"step": state["step"], **rollout_stats(batch), **advantage_stats(batch), **length_bias_stats(batch),
-            **stats, "lr": lr,
+            **reward_means, **stats, "lr": lr,
             "tokens_per_s": global_count(batch.mask) / (t2 - t0),
             "time_rollout": t1 - t0 - stats.get("time_score", 0.0), "time_train": t2 - t1}
 

@@ -78,7 +78,9 @@ def scripted_rollout(informative):
         batch = rl.Batch(input_ids=ids, attention_mask=torch.ones(rows, L, dtype=torch.long), mask=mask,
                          old_logp=-0.1 * mask.float(), scores=correct.float() * 2 - 1, correct=correct,
                          lengths=mask.sum(1), prompt_len=2)
-        return batch, {"num_truncated": 0, "time_score": 0.0}
+        # reward stats: mean 1 on rank 0's responses, 2 on rank 1's; "only0" is a mean only rank 0 has
+        stats = {"r": float(dist.rank() + 1), "only0": 1.0 if dist.rank() == 0 else None}
+        return batch, {"num_truncated": 0, "time_score": 0.0, "reward_stats": rl.reward_stat_sums(stats, rows)}
 
     return fake
 
@@ -96,7 +98,8 @@ def _collect_and_update(informative, seed: int, *overrides: str) -> dict:
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     stats = rl.policy_update(model, opt, batch, cfg, seed=seed)
     return {"batch": batch, "cursor": state["prompt_cursor"], "rounds": info["sample_rounds"],
-            "w": {k: v.clone() for k, v in dist.unwrap(model).state_dict().items()}, "loss": stats["policy_loss"]}
+            "w": {k: v.clone() for k, v in dist.unwrap(model).state_dict().items()}, "loss": stats["policy_loss"],
+            "reward_means": rl.reward_stat_means(info["reward_stats"])}
 
 
 def rank1_keeps_one_group(rank: int, call: int) -> int:

@@ -76,6 +76,13 @@ def test_rank_with_fewer_groups_finishes_and_matches_one_process(ranks):
         torch.testing.assert_close(a["w"][k], ref["w"][k], atol=1e-6, rtol=1e-5)
 
 
+def test_reward_stats_are_global_response_weighted_means(ranks):
+    # "fewer": rank 0 sampled one round (2 prompts x 4 = 8 responses, stat 1), rank 1 three rounds (24, stat 2):
+    # r = (8 * 1 + 24 * 2) / 32 = 1.75 on both ranks; "only0" is averaged over the 8 responses that had it: 1.0
+    for rank in ranks:
+        assert rank["fewer"]["reward_means"] == {"reward/only0": 1.0, "reward/r": 1.75}
+
+
 def test_rank_with_no_group_trains_on_nothing_and_matches_one_process(ranks):
     a, b = ranks[0]["none"], ranks[1]["none"]
     assert a["rounds"] == b["rounds"] == 3 and a["cursor"] == b["cursor"] == 12
