@@ -509,6 +509,9 @@ def _check_ranges(cfg: Config, where: str) -> None:
 
     known = ", ".join(sorted(KINDS))
     checks.append((cfg.reward.kind in KINDS, f"reward.kind {cfg.reward.kind!r} is not one of {known}"))
+    checks.append((not r.overlong_penalty or 0 < r.overlong_cache <= cfg.rollout.max_new_tokens,
+                   f"rl.overlong_cache must lie in [1, rollout.max_new_tokens = {cfg.rollout.max_new_tokens}] with "
+                   f"rl.overlong_penalty on, got {r.overlong_cache}"))
     checks.append((not r.kl_in_reward or (r.algo == "ppo" and r.kl_coef > 0),
                    "rl.kl_in_reward needs rl.algo = 'ppo' (token rewards feed GAE) and rl.kl_coef > 0"))
     checks.append((0 <= cfg.reward.length_start < cfg.reward.length_end,

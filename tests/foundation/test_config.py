@@ -47,6 +47,8 @@ def test_resolved_config_round_trips(tmp_path):
         ("", ["--train.eval_temperature=-1"], "train.eval_temperature must be >= 0"),
         ("", ["--rl.dual_clip=0.5"], "rl.dual_clip must be 0 (off) or > 1, got 0.5"),
         ("", ["--rl.clip_low=1.5"], "rl.clip_low must lie in [0, 1)"),
+        ("", ["--rl.overlong_penalty=true", "--rl.overlong_cache=200", "--rollout.max_new_tokens=64"],
+         "rl.overlong_cache must lie in [1, rollout.max_new_tokens = 64]"),
     ],
 )
 def test_bad_config_is_a_user_error_naming_the_place(tmp_path, text, overrides, needle):
