@@ -83,11 +83,13 @@ def _as_text(value: object, where: str, key: str) -> str:
 def _records(
     path: Path, fields: dict[str, str | None], require: Sequence[str], max_line_bytes: int = MAX_LINE_BYTES
 ) -> list[tuple[int, dict[str, str | None]]]:
-    """(line number, record) pairs; `fields` maps record keys to file keys (None: always absent)."""
+    """(line number, record) pairs; `fields` maps record keys to file keys (None: always absent). The line's other
+    keys are kept as they are (a reward plug-in may read them: an anchor response, a judge's context)."""
     records = []
+    mapped = {key for key in fields.values() if key is not None} | set(fields) | {"id"}
     for lineno, obj in _read_objects(path, max_line_bytes):
         where = f"{path}:{lineno}"
-        record: dict[str, str | None] = {}
+        record: dict = {k: v for k, v in obj.items() if k not in mapped}
         for name, key in fields.items():
             if key is None or obj.get(key) is None:
                 if name in require:
@@ -111,7 +113,8 @@ def load_jsonl(
     require: Sequence[str] = ("prompt",),
     max_line_bytes: int = MAX_LINE_BYTES,
 ) -> list[dict]:
-    """Records `{"prompt", "answer", "response", "id"}` from a JSONL file; absent optional fields are None.
+    """Records `{"prompt", "answer", "response", "id", **other keys of the line}` from a JSONL file; absent
+    optional fields are None.
 
     `require` names which of "prompt", "answer", "response" must be present (the prompt also non-empty); a None
     field name means the file has no such field. `id` is the line's own "id" if it has one, else `<file stem>:<line>`.

@@ -112,10 +112,12 @@ def _write(path: Path, lines: list[str]) -> Path:
 
 
 def test_load_jsonl_fields_ids_and_blank_lines(tmp_path):
-    f = _write(tmp_path / "mine.jsonl", ['{"q": "1+1?", "a": 2}', "", "   ", '{"q": "2+2?", "a": "4", "id": "x7"}'])
+    # other keys of a line are kept as they are (a reward plug-in reads e.g. an anchor response from them)
+    f = _write(tmp_path / "mine.jsonl", ['{"q": "1+1?", "a": 2, "anchor": "It is 2.", "meta": {"k": 1}}', "", "   ",
+                                         '{"q": "2+2?", "a": "4", "id": "x7"}'])
     rows = D.load_jsonl(f, prompt_field="q", answer_field="a")
     assert rows == [
-        {"prompt": "1+1?", "answer": "2", "response": None, "id": "mine:1"},
+        {"prompt": "1+1?", "answer": "2", "response": None, "id": "mine:1", "anchor": "It is 2.", "meta": {"k": 1}},
         {"prompt": "2+2?", "answer": "4", "response": None, "id": "x7"},
     ]
 
