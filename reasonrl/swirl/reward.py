@@ -16,36 +16,20 @@ import torch
 from reasonrl.config import Config
 from reasonrl.errors import UserError
 from reasonrl.reward.base import Responses, Scored
-from reasonrl.swirl.episodes import cut_step, read_jsonl
+from reasonrl.swirl.episodes import cut_step
 from reasonrl.swirl.judges import build_judges
-
-JUDGED_FIELDS = ("task", "subject", "relation", "attribute", "ops")
-
-
-def _metadata(cfg: Config) -> dict[str, dict]:
-    """id -> row of the states file: the judge reads the world fields (`task`, `subject`, `ops`, ...) from it."""
-    from pathlib import Path
-
-    path = Path(cfg.data.source)
-    if not path.is_file():
-        raise UserError(f"reward.kind = 'process': data.source {cfg.data.source!r} must be a states JSONL file "
-                        "written by `reasonrl swirl-data`")
-    rows = read_jsonl(path)
-    for i, row in enumerate(rows, start=1):
-        if "id" not in row or "task" not in row:
-            raise UserError(f"{path}:{i}: a states row needs 'id' and 'task' (write it with `reasonrl swirl-data`)")
-    return {str(row["id"]): row for row in rows}
 
 
 def build(cfg: Config, *, tokenizer=None, device=None):
     process, _ = build_judges(cfg.swirl.judge, noise=cfg.swirl.judge_noise, seed=cfg.train.seed, device=device)
-    meta = _metadata(cfg)
 
     def reward(responses: Responses) -> Scored:
         scores = []
         for record, text in zip(responses.records, responses.texts, strict=True):
-            row = {**meta[str(record["id"])], **{k: record[k] for k in JUDGED_FIELDS if k in record}}
-            scores.append(process(row, record["prompt"], cut_step(text)))
+            if "task" not in record:  # the judge reads the world fields (task, subject, ops, ...) of the state
+                raise UserError(f"reward.kind = 'process': record {record.get('id')!r} of data.source "
+                                f"{cfg.data.source!r} has no 'task' field (write states with `reasonrl swirl-data`)")
+            scores.append(process(record, record["prompt"], cut_step(text)))
         scores = torch.tensor(scores, dtype=torch.float32)
         good = scores > 0.5
         return Scored(scores=scores, correct=good, stats={"process_good": float(good.float().mean())})

@@ -16,6 +16,7 @@ from reasonrl.swirl.actions import format_result
 from reasonrl.swirl.judges import PROCESS_PROMPT, LLMJudge, build_judges, label
 from reasonrl.swirl.search import SearchIndex
 from reasonrl.swirl.worlds import knowledge_base, qa_questions, scripted_trajectory, world_tools
+from reasonrl.tasks.sources import load_split
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +85,7 @@ def test_process_reward_kind_scores_actions(tmp_path, world):
     path, rows = _states_file(tmp_path, world, n=2)
     cfg = load_config(None, ["--reward.kind=process", f"--data.source={path}"])
     reward = build_reward(cfg)
-    records = [{"id": r["id"], "prompt": r["prompt"], "answer": r["answer"]} for r in rows for _ in range(2)]
+    records = [r for r in load_split(cfg.data, "train") for _ in range(2)]  # as the trainer reads the states
     texts = [f"<search_query>{rows[0]['subject']}</search_query> extra", "<answer>Tarrow</answer>",
              "<search_query>Nobody Here</search_query>", f"think <search_query>{rows[1]['subject']}</search_query>"]
     scored = reward(Responses(records=records, prompts=[r["prompt"] for r in records], texts=texts,
