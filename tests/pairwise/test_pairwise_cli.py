@@ -41,7 +41,8 @@ def separable(tmp_path_factory):
 
 def _rm_train(run: Path, data: Path, tokenizer_dir, *extra: str) -> list[str]:
     args = ["--config", TINY, f"--model.tokenizer_path={tokenizer_dir}", f"--pairwise.data={data}",
-            "--pairwise.num_test=32", "--train.steps=30", "--train.batch_size=8", f"--log.run_dir={run}", *extra]
+            "--pairwise.num_test=32", "--train.steps=80", "--optim.lr=3e-3", "--train.batch_size=8",
+            f"--log.run_dir={run}", *extra]
     _cli("rm-train", *args)
     return args
 
@@ -53,7 +54,7 @@ def test_rm_train_swap_learns_a_separable_preference(tmp_path, separable, tokeni
     report = json.loads((run / "eval.json").read_text())
     assert report["accuracy"] >= 0.9 and report["consistency"] >= 0.9  # right in both presentation orders
     losses = [m["loss"] for m in _metrics(run) if "loss" in m]
-    assert len(losses) == 30 and sum(losses[-5:]) < sum(losses[:5])
+    assert len(losses) == 80 and sum(losses[-5:]) < sum(losses[:5])
 
 
 @pytest.mark.slow
