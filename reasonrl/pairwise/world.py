@@ -84,11 +84,13 @@ def preference_set(num: int, *, seed: int = 0, split: str = "train", difficulty:
     out = []
     for rec in synthetic.generate(num, seed=seed, difficulty=difficulty, split=split):
         gold, b_x = rec["response"], prompt_offset(rec["prompt"], offset)
-        while True:
+        for _ in range(1000):  # two different candidates; with no wrong and no re-check ones there are none
             cands = [candidate(gold, rng, wrong=rng.random() < wrong_fraction, recheck=rng.random() < recheck_fraction,
                                hidden_errors=hidden_errors) for _ in range(2)]
             if cands[0][0] != cands[1][0]:
                 break
+        else:
+            raise AssertionError("preference_set: no two different candidates (wrong_fraction = recheck_fraction = 0?)")
         q = [true_quality(text, rec["answer"], recheck_cost=recheck_cost) for text, _ in cands]
         # the labeler does not see a re-check's cost (u = correct + b(x) recheck): see the module docstring
         u = [qi + (recheck_cost + b_x) * has_recheck(text) for qi, (text, _) in zip(q, cands, strict=True)]
