@@ -94,6 +94,10 @@ class TrainConfig:
     """Held-out nucleus sampling threshold (VAPO/DAPO: 0.7)."""
     save_every: int = 100
     """Write a resumable checkpoint every this many steps (0: only at the end)."""
+    early_stop_patience: int = 0
+    """RL: stop once held-out mean length (`heldout_len`) has not fallen below its best for this many evaluations
+    in a row (0: off). Concise RL's optional stop for its length-cutting phase 2 (arXiv 2504.05185; the paper
+    gives no rule, so patience is ours); evaluations during value pretraining do not count."""
     log_checkpoints: int = 0
     """Additionally save this many log-spaced checkpoints (for reflection probes across training)."""
     resume: bool = False
@@ -493,7 +497,8 @@ def _check_ranges(cfg: Config, where: str) -> None:
                 "rollout.num_samples", "data.num_train", "data.max_len", "data.max_line_bytes", "eval.num_samples"):
         value = getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1])
         checks.append((value >= 1, f"{key} must be >= 1, got {value}"))
-    for key in ("train.eval_every", "train.save_every", "eval.max_examples", "data.num_test"):
+    for key in ("train.eval_every", "train.save_every", "train.early_stop_patience", "eval.max_examples",
+                "data.num_test"):
         value = getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1])
         checks.append((value >= 0, f"{key} must be >= 0, got {value}"))
     for key, value in (("optim.lr", cfg.optim.lr), ("rl.critic_lr", r.critic_lr)):

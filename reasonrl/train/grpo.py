@@ -130,13 +130,18 @@ def train(cfg: Config) -> dict:
         record = rl.step_record(state, batch, {**stats, **info}, lr=scheduler.get_last_lr()[0], t0=t0, t1=t1, t2=t2)
         if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0:
             record.update(heldout_accuracy(policy, tokenizer, cfg, test_records))
+        stop = rl.early_stop(state, record, cfg)
+        record.update({"early_stop": True} if stop else {})
         log.log(record)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(acc=f"{record['acc']:.2f}", kept=f"{info['kept_fraction']:.2f}")
-        if cfg.train.save_every and state["step"] % cfg.train.save_every == 0 or state["step"] == cfg.train.steps:
+        last = state["step"] == cfg.train.steps
+        if cfg.train.save_every and state["step"] % cfg.train.save_every == 0 or last or stop:
             rl.save_rl_checkpoint(run_dir, state["step"], models={"": policy}, tokenizer=tokenizer,
                                   optimizers={"policy": optimizer}, scheduler=scheduler, state=state,
                                   n_params=n_params)
+        if stop:
+            break
     return finish_run(cfg, run_dir, policy, tokenizer, test_records, log, state["step"], plot_keys=PLOT_KEYS,
                       plot_name=cfg.rl.algo, bar=bar)

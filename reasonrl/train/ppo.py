@@ -124,13 +124,17 @@ def train(cfg: Config) -> dict:
                                 lr=scheduler.get_last_lr()[0], t0=t0, t1=t1, t2=t2)
         if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0:
             record.update(heldout_accuracy(policy, tokenizer, cfg, test_records))
+        stop = not pretraining and rl.early_stop(state, record, cfg)
+        record.update({"early_stop": True} if stop else {})
         log.log(record)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(acc=f"{record['acc']:.2f}", vloss=f"{record['value_loss']:.3f}")
-        if cfg.train.save_every and state["step"] % cfg.train.save_every == 0 or state["step"] == total:
+        if cfg.train.save_every and state["step"] % cfg.train.save_every == 0 or state["step"] == total or stop:
             rl.save_rl_checkpoint(run_dir, state["step"], models={"": policy, "critic": critic}, tokenizer=tokenizer,
                                   optimizers={"policy": optimizer, "critic": critic_opt}, scheduler=scheduler,
                                   state=state, n_params=n_params)
+        if stop:
+            break
     return finish_run(cfg, run_dir, policy, tokenizer, test_records, log, state["step"], plot_keys=PLOT_KEYS,
                       plot_name="ppo", bar=bar)

@@ -374,6 +374,24 @@ def step_record(state: dict, batch: Batch, stats: dict, *, lr: float, t0: float,
             "time_rollout": t1 - t0 - stats.get("time_score", 0.0), "time_train": t2 - t1}
 
 
+def length_plateaued(lengths: list[float], patience: int) -> bool:
+    """True when none of the last `patience` values fell below the best before them (needs patience + 1 values).
+
+    [50, 40, 42, 41], patience 2: best before the last two is 40, min(42, 41) >= 40 -> True; patience 3: False."""
+    if patience <= 0 or len(lengths) <= patience:
+        return False
+    return min(lengths[-patience:]) >= min(lengths[:-patience])
+
+
+def early_stop(state: dict, record: dict, cfg: Config) -> bool:
+    """`train.early_stop_patience`: add this step's held-out length (if it was evaluated) to `state` (saved in
+    checkpoints, so a resumed run keeps its history) and say whether length has stopped falling."""
+    if not cfg.train.early_stop_patience or record.get("heldout_len") is None:
+        return False
+    state.setdefault("heldout_lens", []).append(float(record["heldout_len"]))
+    return length_plateaued(state["heldout_lens"], cfg.train.early_stop_patience)
+
+
 def save_rl_checkpoint(run_dir: Path, step: int, *, models: dict, tokenizer, optimizers: dict, scheduler,
                        state: dict, n_params: int) -> None:
     from reasonrl.train import checkpoint as ckpt_lib
