@@ -133,5 +133,8 @@ def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def destroy() -> None:
+    """Leave the process group; the barrier first keeps a rank from tearing its connections down while another
+    still uses them (gloo then aborts that rank: "terminate called without an active exception")."""
     if is_dist():
+        dist.barrier()
         dist.destroy_process_group()
