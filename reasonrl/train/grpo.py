@@ -71,16 +71,15 @@ def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: 
                 num_kept += batch.size // group
         if rl.global_count(torch.tensor([float(num_kept < want)])) == 0:  # every process is full
             break
-    kept_anywhere = rl.global_count(torch.tensor([float(num_kept)])) > 0  # every process asks: a collective
+    kept_total = rl.global_count(torch.tensor([float(num_kept)]))  # every process asks: a collective
     if not kept:
-        if not kept_anywhere:
+        if kept_total == 0:
             kept.append(last)  # every group everywhere was all-correct or all-wrong: its advantages are 0
         else:
             pad = last.rows(torch.arange(group))
             pad.mask = torch.zeros_like(pad.mask)
             kept.append(pad)
     batch = rl.concat(kept, tokenizer.pad_token_id)
-    kept_total = rl.global_count(torch.tensor([float(num_kept)]))
     seen_total = rl.global_count(torch.tensor([float(num_seen)]))
     return batch, {"kept_fraction": kept_total / max(1.0, seen_total), "sample_rounds": round_ + 1,
                    "num_truncated": truncated, "time_score": score_time, "reward_stats": reward_sums}
