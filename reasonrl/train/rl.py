@@ -160,20 +160,22 @@ def reward_stat_sums(stats: dict[str, float], n: int) -> dict[str, tuple[float, 
 
 
 def merge_stat_sums(a: dict[str, tuple[float, float]], b: dict[str, tuple[float, float]]) -> dict:
-    return {k: (a.get(k, (0.0, 0.0))[0] + b.get(k, (0.0, 0.0))[0], a.get(k, (0.0, 0.0))[1] + b.get(k, (0.0, 0.0))[1])
-            for k in a.keys() | b.keys()}
+    """`{name: (sum, count)}` of two rounds added up."""
+    out = dict(a)
+    for k, (total, count) in b.items():
+        total0, count0 = out.get(k, (0.0, 0.0))
+        out[k] = (total0 + total, count0 + count)
+    return out
 
 
 def reward_stat_means(sums: dict[str, tuple[float, float]]) -> dict[str, float | None]:
     """`reward/<name>`: global response-weighted means of the reward's stats (None where no process had one). The
     names are gathered first, so every process makes the same collectives whatever its own stats held."""
     names = sorted(set().union(*dist.all_gather_object(sorted(sums))))
-    out: dict[str, float | None] = {}
-    for k in names:
-        total, count = sums.get(k, (0.0, 0.0))
-        both = dist.all_reduce_sum(torch.tensor([total, count], dtype=torch.float64))
-        out[f"reward/{k}"] = float(both[0] / both[1]) if both[1] > 0 else None
-    return out
+    if not names:
+        return {}
+    both = dist.all_reduce_sum(torch.tensor([sums.get(k, (0.0, 0.0)) for k in names], dtype=torch.float64))  # (K, 2)
+    return {f"reward/{k}": float(t / c) if c > 0 else None for k, (t, c) in zip(names, both.tolist(), strict=True)}
 
 
 def recompute_logprobs(policy, ro: Rollout, cfg: Config) -> torch.Tensor:
@@ -271,9 +273,7 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
             loss = loss + rl.pos_nll_coef * nll
             stats["pos_nll"] = float(nll.detach())
         if ref_model is not None and rl.kl_coef > 0 and not rl.kl_in_reward:
-            with torch.no_grad():
-                ref_logp = sequence_logprobs(ref_model, mb.input_ids, mb.attention_mask, prompt_len=p,
-                                             temperature=max(cfg.rollout.temperature, 1e-6))
+            ref_logp = reference_logprobs(ref_model, mb, cfg)
             kl = aggregate(KL_ESTIMATORS[rl.kl_estimator](logp, ref_logp), mb.mask, agg="token-mean",
                            num_tokens=num_tokens)
             loss = loss + rl.kl_coef * kl
