@@ -4,10 +4,11 @@
 
 This is the training-side twin of the sampler: on a `Rollout` it reproduces `rollout.logprobs` (the plain
 temperature-T distribution, no top-k/top-p truncation), so it gives the PPO/GRPO `logp` and `old_logp`.
-Correct under left padding (position ids come from the attention mask; padded positions return 0) and
-differentiable. For large vocabularies pass `chunk_size`: log-softmax, gather and entropy then run over
-`chunk_size` positions at a time in float32, so no full `(N, L, V)` float32 copy of the logits is ever made;
-under autograd each chunk is recomputed in the backward pass instead of being kept.
+Correct under left padding (position ids come from the attention mask; padded positions return 0); the
+log-probs are differentiable, the entropy is a detached diagnostic (no loss uses it). For large vocabularies
+pass `chunk_size`: log-softmax, gather and entropy then run over `chunk_size` positions at a time in float32,
+so no full `(N, L, V)` float32 copy of the logits is ever made; under autograd each chunk is recomputed in the
+backward pass instead of being kept.
 """
 
 from __future__ import annotations
@@ -35,7 +36,9 @@ def _chunk_stats(
     logp = z.gather(-1, targets[..., None])[..., 0] - lse
     if not with_entropy:
         return logp, torch.zeros_like(logp)
-    entropy = lse - (torch.softmax(z, dim=-1) * z).sum(dim=-1)  # H = lse - E_p[z]
+    with torch.no_grad():  # a diagnostic: never differentiated, so autograd keeps no (N, C, V) tensors for it
+        z, lse = z.detach(), lse.detach()
+        entropy = lse - (torch.softmax(z, dim=-1) * z).sum(dim=-1)  # H = lse - E_p[z]
     return logp, entropy
 
 

@@ -71,3 +71,16 @@ def test_token_logprobs_hand_values():
     # temperature 2 halves the logits: p = softmax([0, ln 3 / 2]) = [1/(1+sqrt 3), sqrt 3/(1+sqrt 3)]
     logp_t, _ = token_logprobs(logits, torch.tensor([[0]]), temperature=2.0)
     assert abs(logp_t.item() - (-torch.log1p(torch.sqrt(torch.tensor(3.0)))).item()) < 1e-6
+
+
+def test_entropy_is_detached_and_keeps_no_graph():
+    """The entropy is a logged diagnostic: under autograd it must not build a graph (for a real vocabulary the
+    softmax it would keep for backward is an (N, C, V) tensor per chunk), while its values stay exact and the
+    log-probs stay differentiable."""
+    logits = torch.randn(2, 3, 7, dtype=torch.float64, requires_grad=True)
+    targets = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    for chunk in (None, 2):
+        logp, entropy = token_logprobs(logits, targets, chunk_size=chunk)
+        assert logp.requires_grad and not entropy.requires_grad
+        p = torch.softmax(logits.detach(), dim=-1)
+        assert torch.allclose(entropy, -(p * p.log()).sum(-1).float(), atol=1e-6)
