@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 import transformers
+from profiling import kernel_seconds
 from transformers import PreTrainedModel
 
 from reasonrl.algo.advantages import group_advantages
@@ -441,9 +442,14 @@ def bench(algo: str, model, tokenizer, records: list[dict], args, trl_version: s
         else:
             for _ in range(args.repeats):
                 run_ours()
+        if args.kernels:
+            row["kernel_s"] = kernel_seconds(run_ours)
+            log = {k: v[:-1] for k, v in log.items()}  # the profiled step is not timed
     row["ours"] = ours_summary(log)
     if row["trl"] is not None:
         row["ratio"] = round(row["ours"]["tok_s"] / row["trl"]["tok_s"], 2)
+        if args.kernels:
+            row["ratio_ceiling"] = round(row["trl"]["median_s"] / row["kernel_s"], 2)
     return row
 
 
@@ -459,6 +465,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--repeats", type=int, default=None, help="timed steps per side after one warm-up (default 5)")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--out", default=None, help="write the headline figures as JSON here")
+    ap.add_argument("--kernels", action="store_true",
+                    help="also profile one of our steps: matmul + attention kernel seconds and the ratio ceiling")
     ap.add_argument("--scaling", nargs="*", default=None, metavar="PRESET",
                     help="instead: our GRPO step split into rollout / score / update, with peak memory, over presets "
                     f"(default {' '.join(SCALING_PRESETS)}) x {'/'.join(map(str, SCALING_ROWS))} completions")
@@ -496,6 +504,11 @@ def main(argv: list[str] | None = None) -> dict:
                     else f"- | - | {r['trl_note']}")
         print(f"| {r['algo']} | {o['median_s']:.3f} ({o['rollout_median_s']:.3f}) | {o['tok_s']:.0f} | {trl_cols} |")
     print(f"bare policy forward + backward on one step's batch: {floor_s:.3f} s")
+    for r in results:
+        if "kernel_s" in r:
+            ceiling = f", ratio ceiling (TRL s / kernel s) {r['ratio_ceiling']:.2f}x" if "ratio_ceiling" in r else ""
+            print(f"{r['algo']}: matmul + attention kernels {r['kernel_s']:.3f} s of our "
+                  f"{r['ours']['median_s']:.3f} s step{ceiling}")
     ratios = [r["ratio"] for r in results if r["ratio"] is not None]
     summary = {
         "benchmark": "rl_step",

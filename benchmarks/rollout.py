@@ -35,6 +35,7 @@ from collections.abc import Callable
 
 import torch
 from memory import peak_rss_reset, peak_rss_since
+from profiling import kernel_seconds
 
 from reasonrl.model.tiny import build_model, num_params
 from reasonrl.model.tokenizer import train_tokenizer
@@ -169,6 +170,9 @@ def bench(preset: str, scenario: str, args, *, batch: int | None = None, new_tok
         row[f"{name}_vs_engine_cpu"] = round(cpu[name] / cpu["engine"], 2)
     if "compiled" in extra["warmup_s"]:  # its warm-up is compile + one run: compile = warm-up - a steady run
         row["compile_s"] = round(extra["warmup_s"]["compiled"] - min(w for w, _, _ in rounds["compiled"]), 1)
+    if args.kernels:  # the engine's matmul + attention seconds; generate's best wall time over them is a ceiling
+        row["engine_kernel_s"] = kernel_seconds(fns["engine"])
+        row["ratio_ceiling"] = round(min(w for w, _, _ in rounds["generate"]) / row["engine_kernel_s"], 2)
     return row
 
 
@@ -189,6 +193,10 @@ def print_table(results: list[dict], args) -> None:
         cells += [f"{r['peak_mb'][n]:.0f}" for n in ["generate", "engine", *extra]]
         cells += [f"{r['compile_s']:.1f}" if "compile_s" in r else "-"] if args.compile else []
         print("| " + " | ".join(str(c) for c in cells) + " |")
+    for r in results:
+        if "ratio_ceiling" in r:
+            print(f"{r['preset']} {r['scenario']}: engine matmul + attention kernels {r['engine_kernel_s']:.3f} s, "
+                  f"ratio ceiling (generate s / kernel s) {r['ratio_ceiling']:.2f}x")
 
 
 # (preset, batch) -> new tokens per row for the scaling grid: fewer where a cell would take minutes
@@ -214,6 +222,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--scaling", action="store_true", help="tokens/s and peak memory over presets "
                     f"{'/'.join(SCALING_PRESETS)} x batch {'/'.join(map(str, SCALING_BATCHES))}, fixed length, "
                     "1 round (new tokens per row: " + ", ".join(f"{k} {v}" for k, v in SCALING_TOKENS.items()) + ")")
+    ap.add_argument("--kernels", action="store_true", help="profile one engine run: its matmul + attention "
+                    "kernel seconds and the ratio ceiling (generate s / kernel s)")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     args = ap.parse_args(argv)
     presets = args.presets or (["tiny"] if args.quick else ["tiny", "small"])
