@@ -225,6 +225,10 @@ class RLConfig:
     policy overfits each rollout batch, and its value differences then bias the GAE advantages."""
     critic_path: str = ""
     """Initialise the critic from this HF directory (a saved critic); empty: from the policy's backbone."""
+    critic_context_template: str = "{prompt}\nReference: {context}"
+    """PPO: the critic's prompt when the reward gives each response a critic context (`Scored.critic_context`, e.g.
+    Pairwise-RL's anchor): {prompt} is the task prompt, {context} the text; then formatted like the policy's prompt
+    (`data.prompt_template` or the chat template) and followed by the same response tokens."""
     value_clip: float = 0.0
     """PPO value clipping range; 0 disables (the VAPO paper is silent)."""
     kl_coef: float = 0.0
@@ -357,6 +361,10 @@ class PairwiseConfig:
     """`pairwise` reward: multiply the (centred) score; 2 maps s in [0, 1] to [-1, 1] like the verifier's +-1."""
     judge_batch_size: int = 64
     """Pairs per judge forward pass."""
+    critic_sees_anchor: bool = True
+    """`pairwise` reward under PPO: the critic reads the anchor beside the prompt (`rl.critic_context_template`), a
+    value V(x, y*, y_<t). Notes B.3 [I] read the paper's "value function consistency" this way; the paper's value
+    model is an open question (B.6), hence the switch. No effect with `anchor = "none"` (there is no anchor)."""
 
 
 @dataclass
@@ -519,6 +527,9 @@ def _check_ranges(cfg: Config, where: str) -> None:
                    f"rl.overlong_penalty on, got {r.overlong_cache}"))
     checks.append((not r.kl_in_reward or (r.algo == "ppo" and r.kl_coef > 0),
                    "rl.kl_in_reward needs rl.algo = 'ppo' (token rewards feed GAE) and rl.kl_coef > 0"))
+    checks.append(("{prompt}" in r.critic_context_template and "{context}" in r.critic_context_template,
+                   f"rl.critic_context_template must contain {{prompt}} and {{context}}, got "
+                   f"{r.critic_context_template!r}"))
     checks.append((0 <= cfg.reward.length_start < cfg.reward.length_end,
                    f"reward.length_start must lie in [0, reward.length_end), got {cfg.reward.length_start} / "
                    f"{cfg.reward.length_end}"))

@@ -8,6 +8,13 @@ is configurable (notes B.3: an open question of the paper): the record's referen
 samples of the initial policy, or another sample of the same prompt (self-play). `anchor = "none"` with a
 Bradley-Terry judge gives its scalar r(x, y): the classic RLHF reward, the baseline of benchmarks/pairwise.py.
 The trainers call this through `reasonrl.reward` (`reward.kind = "pairwise"`) and add their usual shaping.
+
+With `pairwise.critic_sees_anchor` each response's anchor is also returned as its critic context
+(`Scored.critic_context`), so PPO's critic reads V(x, y*, y_<t) (notes B.3 [I]: "The critic should see the anchor
+too ... because the reward depends on y*. This is our reading of 'value function consistency'"; B.5: "The critic
+takes an optional anchor input"). That reading is ours, not the paper's text (B.6 lists the value model as open):
+with the reference or the (cached) best-of-n anchor y* is fixed per prompt x, which the critic sees anyway; with a
+sibling sample it is not, and a critic blind to y* can only predict the reward's mean over the anchors.
 """
 
 from __future__ import annotations
@@ -108,6 +115,7 @@ def build(cfg: Config, *, tokenizer=None, device=None):
 
         prompts = [rec["prompt"] for rec in responses.records]
         stats: dict[str, float] = {}
+        anchors = None
         if pw.anchor == "none":
             s = judge.reward_batch(prompts, responses.texts).double()
             scores = pw.scale * s
@@ -127,7 +135,8 @@ def build(cfg: Config, *, tokenizer=None, device=None):
         correct = (verify_responses(cfg, responses)[0] if all("answer" in r for r in responses.records)
                    else torch.zeros(len(prompts), dtype=torch.bool))
         stats.update(_world_stats(prompts, responses, correct, cfg))
-        return Scored(scores=scores.float(), correct=correct, stats=stats)
+        return Scored(scores=scores.float(), correct=correct, stats=stats,
+                      critic_context=anchors if pw.critic_sees_anchor else None)
 
     return reward
 

@@ -4,6 +4,7 @@
     scored = reward(Responses(records=..., prompts=..., texts=..., lengths=..., truncated=..., group=...))
     scored.scores   # (N,) float32: the scalar reward of each response (before DAPO overlong shaping)
     scored.correct  # (N,) bool: verified correct (accuracy, dynamic sampling and positive-example NLL use it)
+    scored.critic_context  # optional: per-response text for the PPO critic's input (`rl.critic_values`)
 
 Every trainer (PPO/VAPO, GRPO/DAPO) scores rollouts only through this call, so a kind written for one paper
 (Concise RL's length-aware reward, Pairwise-RL's judge against an anchor, SWiRL's process judge) works in all.
@@ -48,6 +49,9 @@ class Scored:
     scores: torch.Tensor  # (N,) float32
     correct: torch.Tensor  # (N,) bool
     stats: dict[str, float] = field(default_factory=dict)  # detached diagnostics, logged as `reward/<name>`
+    # per-response text the PPO critic reads beside the prompt (`rl.critic_context_template`), e.g. Pairwise-RL's
+    # anchor; None: the critic reads what the policy reads
+    critic_context: list[str] | None = None
 
 
 class Reward(Protocol):

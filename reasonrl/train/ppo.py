@@ -24,7 +24,7 @@ from reasonrl.algo.rewards import token_level_rewards
 from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
 from reasonrl.model.tiny import num_params
-from reasonrl.model.value import load_value_model, token_values, value_model_from_policy
+from reasonrl.model.value import load_value_model, value_model_from_policy
 from reasonrl.reward import build_reward
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
@@ -54,14 +54,14 @@ def compute_advantages(batch: rl.Batch, values: torch.Tensor, cfg: Config, *, pr
 
 
 def critic_advantages(critic, batch: rl.Batch, cfg: Config, *, pretraining: bool, ref_model=None) -> rl.Batch:
-    """The critic's values of the rollout (no gradient), the reference log-probs when `rl.kl_in_reward`, then
+    """The critic's values of the rollout (no gradient; `rl.critic_values`: with the reward's critic context, such
+    as Pairwise-RL's anchor, when it gave one), the reference log-probs when `rl.kl_in_reward`, then
     `compute_advantages`."""
     if cfg.rl.kl_in_reward:
         assert ref_model is not None, "rl.kl_in_reward needs the reference model"
         batch.ref_logp = rl.reference_logprobs(ref_model, batch, cfg)
     with torch.no_grad():
-        values = token_values(critic, batch.input_ids, batch.attention_mask,
-                              prompt_len=rl.shareable_prompt_len(batch, cfg))
+        values = rl.critic_values(critic, batch, cfg)  # on the critic's own input when the reward gave a context
     return compute_advantages(batch, values, cfg, pretraining=pretraining)
 
 

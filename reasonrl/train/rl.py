@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -56,6 +57,11 @@ class Batch:
     old_values: torch.Tensor | None = None  # (N, L)
     ref_logp: torch.Tensor | None = None  # (N, L): reference-model log-probs (`rl.kl_in_reward`)
     prompt_len: int = 0
+    # the critic's own input when the reward gives a critic context (`with_critic_context`), else None: its
+    # prompt (context inserted) left-padded to `critic_prompt_len` columns, then the same response columns
+    critic_input_ids: torch.Tensor | None = None  # (N, Lc), Lc - critic_prompt_len = L - prompt_len
+    critic_attention_mask: torch.Tensor | None = None  # (N, Lc)
+    critic_prompt_len: int = 0
 
     def rows(self, idx: torch.Tensor) -> Batch:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -147,9 +153,67 @@ def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed:
     batch = Batch(input_ids=ro.input_ids, attention_mask=ro.attention_mask, mask=ro.response_mask,
                   old_logp=old_logp, scores=scores, correct=scored.correct, lengths=lengths,
                   prompt_len=ro.prompt_len)
+    if scored.critic_context is not None and cfg.rl.algo == "ppo":  # only a critic reads it
+        batch = with_critic_context(batch, tokenizer, [records[i]["prompt"] for i in rows], scored.critic_context,
+                                    cfg)
     info = {"num_truncated": sum(f == "length" for f in ro.finish_reasons),
             "time_score": time.perf_counter() - t_score, "reward_stats": reward_stat_sums(scored.stats, batch.size)}
     return batch, info
+
+
+def critic_prompt(tokenizer, prompt: str, context: str, cfg: Config) -> str:
+    """The critic's prompt text: `rl.critic_context_template` with {prompt} and {context} filled in (one pass, so
+    braces inside either text stay as they are), then formatted as the policy's prompt is (`format_prompt`)."""
+    values = {"prompt": prompt, "context": context}
+    text = re.sub(r"\{(prompt|context)\}", lambda m: values[m.group(1)], cfg.rl.critic_context_template)
+    return format_prompt(tokenizer, text, cfg.data.prompt_template)
+
+
+def with_critic_context(batch: Batch, tokenizer, prompts: list[str], contexts: list[str], cfg: Config) -> Batch:
+    """`batch` with the critic's own input: row i's `critic_prompt(prompts[i], contexts[i])`, left-padded to the
+    longest, followed by row i's response columns unchanged (so response token t sits at critic column
+    `critic_prompt_len + t` as it sits at policy column `prompt_len + t`). Pairwise-RL's critic V(x, y*, y_<t)
+    (arXiv 2504.04950; notes B.3 [I] and B.5: "The critic takes an optional anchor input")."""
+    assert len(prompts) == len(contexts) == batch.size, "one prompt and one critic context per response"
+    ids = [tokenizer.encode(critic_prompt(tokenizer, p, c, cfg), add_special_tokens=False)
+           for p, c in zip(prompts, contexts, strict=True)]
+    pc = max(len(x) for x in ids)
+    prompt_ids = torch.full((batch.size, pc), tokenizer.pad_token_id, dtype=batch.input_ids.dtype)
+    prompt_mask = torch.zeros((batch.size, pc), dtype=batch.attention_mask.dtype)
+    for i, x in enumerate(ids):
+        if x:
+            prompt_ids[i, pc - len(x):] = torch.tensor(x, dtype=batch.input_ids.dtype)
+            prompt_mask[i, pc - len(x):] = 1
+    p, device = batch.prompt_len, batch.input_ids.device
+    batch.critic_input_ids = torch.cat([prompt_ids.to(device), batch.input_ids[:, p:]], dim=1)
+    batch.critic_attention_mask = torch.cat([prompt_mask.to(device), batch.attention_mask[:, p:]], dim=1)
+    batch.critic_prompt_len = pc
+    return batch
+
+
+def critic_values(critic, batch: Batch, cfg: Config) -> torch.Tensor:
+    """`(N, L)` values on the policy's columns: `token_values` of the rollout, or, when the batch carries a critic
+    input (`with_critic_context`), of that input mapped back: the value before response token t (critic column
+    `critic_prompt_len + t`) lands on policy column `prompt_len + t`; prompt columns hold 0. Rows sharing a critic
+    prompt share one pass over it (`rl.share_prompt`)."""
+    if batch.critic_input_ids is None:
+        return token_values(critic, batch.input_ids, batch.attention_mask, prompt_len=shareable_prompt_len(batch, cfg))
+    check_critic_positions(critic, batch)
+    pc = batch.critic_prompt_len
+    v = token_values(critic, batch.critic_input_ids, batch.critic_attention_mask,
+                     prompt_len=pc if cfg.rl.share_prompt else 0)  # (N, Lc)
+    return torch.cat([v.new_zeros(v.shape[0], batch.prompt_len), v[:, pc:]], dim=1)  # (N, L)
+
+
+def check_critic_positions(critic, batch: Batch) -> None:
+    """The critic's longest input (prompt with its context + response) must fit its positions: one UserError line,
+    raised on every process (the longest is gathered), so none is left waiting in a collective."""
+    positions = getattr(dist.unwrap(critic).config, "max_position_embeddings", None)
+    longest = max(dist.all_gather_object(int(batch.critic_attention_mask.sum(dim=1).max()) if batch.size else 0))
+    if positions is not None and longest > positions:
+        raise UserError(f"rl.critic_context_template: the critic's input (prompt with the reward's critic context, "
+                        f"e.g. pairwise.critic_sees_anchor, + response) has {longest} tokens, but the critic has "
+                        f"{positions} positions: shorten the template or turn the context off")
 
 
 def reward_stat_sums(stats: dict[str, float], n: int) -> dict[str, tuple[float, float]]:
@@ -191,25 +255,29 @@ def concat(batches: list[Batch], pad_id: int) -> Batch:
     """Stack batches whose prompt and response widths differ: prompts left-padded, responses right-padded."""
     if len(batches) == 1:
         return batches[0]
+    assert len({b.critic_input_ids is None for b in batches}) == 1, "all batches have a critic input, or none"
     p = max(b.prompt_len for b in batches)
+    pc = max(b.critic_prompt_len for b in batches)
     w = max(b.input_ids.shape[1] - b.prompt_len for b in batches)
 
-    def pad(t: torch.Tensor, b: Batch, value) -> torch.Tensor:
-        left, right = p - b.prompt_len, w - (t.shape[1] - b.prompt_len)
+    def pad(t: torch.Tensor, prompt_len: int, new_prompt_len: int, value) -> torch.Tensor:
+        left, right = new_prompt_len - prompt_len, w - (t.shape[1] - prompt_len)
         return torch.nn.functional.pad(t, (left, right), value=value)
 
     out = {}
     for f in fields(Batch):
         vals = [getattr(b, f.name) for b in batches]
-        if f.name == "prompt_len":
-            out[f.name] = p
+        critic = f.name.startswith("critic_")  # laid out around critic_prompt_len
+        if f.name in ("prompt_len", "critic_prompt_len"):
+            out[f.name] = pc if critic else p
         elif vals[0] is None:
             out[f.name] = None
         elif vals[0].dim() == 1:
             out[f.name] = torch.cat(vals)
         else:
-            fill = pad_id if f.name == "input_ids" else (False if vals[0].dtype == torch.bool else 0)
-            out[f.name] = torch.cat([pad(v, b, fill) for v, b in zip(vals, batches, strict=True)])
+            fill = pad_id if f.name.endswith("input_ids") else (False if vals[0].dtype == torch.bool else 0)
+            out[f.name] = torch.cat([pad(v, b.critic_prompt_len if critic else b.prompt_len, pc if critic else p,
+                                         fill) for v, b in zip(vals, batches, strict=True)])
     return Batch(**out)
 
 
@@ -298,14 +366,15 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
 
 
 def critic_update(critic, optimizer, batch: Batch, cfg: Config, *, seed: int) -> dict:
-    """Value regression on `batch.returns` over minibatches; returns mean value loss / explained variance."""
+    """Value regression on `batch.returns` over minibatches (values from `critic_values`: the critic's own input
+    when the batch has one); returns mean value loss / explained variance."""
     world = dist.world_size()
     critic.eval()  # no dropout, as in the policy update
     acc: dict[str, list[float]] = {}
     for idx in minibatches(batch.size, cfg, seed):
         mb = minibatch_rows(batch, idx)
         num_tokens = global_count(mb.mask)
-        values = token_values(critic, mb.input_ids, mb.attention_mask, prompt_len=shareable_prompt_len(mb, cfg))
+        values = critic_values(critic, mb, cfg)
         loss, stats = value_loss(values, mb.old_values, mb.returns, mb.mask, clip=cfg.rl.value_clip or None,
                                  agg="token-mean", num_tokens=num_tokens)
         if _finite_everywhere(loss):

@@ -97,3 +97,19 @@ def test_scalar_bradley_terry_mode(judge_dirs):
         build_reward(gen_cfg)
     with pytest.raises(UserError, match="pairwise.judge_path"):
         build_reward(load_config(None, ["--reward.kind=pairwise"]))
+
+
+def test_critic_context_is_each_responses_anchor(monkeypatch, judge_dirs):
+    """`pairwise.critic_sees_anchor` (notes B.3 [I]: V(x, y*, y_<t)): the reward hands the critic the anchor it
+    judged each response against; off, or with no anchor (the scalar BT reward), the critic sees no context."""
+    monkeypatch.setattr("reasonrl.pairwise.reward.load_judge", lambda *a, **k: BiasedJudge())
+    base = ["--reward.kind=pairwise", "--pairwise.judge_path=stub"]
+    assert build_reward(load_config(None, base))(_responses(TEXTS)).critic_context == [REC["response"]] * 2
+    siblings = build_reward(load_config(None, base + ["--pairwise.anchor=sample"]))(_responses(TEXTS))
+    assert siblings.critic_context == [TEXTS[1], TEXTS[0]]
+    off = load_config(None, base + ["--pairwise.critic_sees_anchor=false"])
+    assert build_reward(off)(_responses(TEXTS)).critic_context is None
+    monkeypatch.undo()
+    scalar = load_config(None, ["--reward.kind=pairwise", f"--pairwise.judge_path={judge_dirs['bt'][0]}",
+                                "--pairwise.anchor=none"])
+    assert build_reward(scalar)(_responses(TEXTS)).critic_context is None
