@@ -42,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     cmds["init-model"].add_argument("--out", required=True, help="output directory (HF model + tokenizer)")
     for name in ("sft", "rl"):
         cmds[name].add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
+    for name in ("sft", "rl", "rm-train"):
         cmds[name].add_argument("--overwrite", action="store_true",
                                 help="start afresh in a run dir that already holds a run, deleting that run")
     cmds["eval"].add_argument("--model", help="local HF model directory (sets model.path)")
@@ -143,7 +144,7 @@ def run(argv: list[str]) -> int:
         return 0
     if args.command in ("sft", "rl") and args.resume:
         overrides.append("--train.resume=true")
-    if args.command in ("sft", "rl") and args.overwrite:
+    if args.command in ("sft", "rl", "rm-train") and args.overwrite:
         overrides.append("--train.overwrite=true")
     if args.command == "world" and args.num is not None and args.num < 1:
         raise UserError(f"command line: world --num must be >= 1, got {args.num}")

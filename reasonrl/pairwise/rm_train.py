@@ -6,7 +6,10 @@ single answer token, YES if A is the chosen response, else NO; the loss is the c
 {YES, NO} (`pairwise.loss = "pair"`) or over the whole vocabulary (`"vocab"`; the paper's choice is unknown).
 With `pairwise.swap` every pair is also shown swapped with the flipped label. Bradley-Terry: -log sigmoid(r_c - r_r).
 
-Reads top to bottom: data -> model -> loop [batch -> loss -> update -> log] -> evaluate -> save judge + plot.
+Reads top to bottom: run-dir check -> data -> model -> claim the run dir -> loop [batch -> loss -> update -> log]
+-> evaluate -> save judge + plot. The run directory has the trainers' protections (`reasonrl.train.rundir`): a
+used one is refused unless `--overwrite`, every input is read before the first write, and a lock keeps a second
+process out. Judges train in minutes, so there are no checkpoints and no `--resume`.
 """
 
 from __future__ import annotations
@@ -19,15 +22,19 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from reasonrl.config import Config, write_resolved
+from reasonrl.config import Config
+from reasonrl.errors import UserError
 from reasonrl.model.setup import load_or_build
 from reasonrl.model.value import value_model_from_policy
 from reasonrl.pairwise import metrics
 from reasonrl.pairwise.judges import BradleyTerryJudge, GenerativeJudge, save_judge
 from reasonrl.pairwise.world import load_preferences, preference_set
+from reasonrl.train import rundir
 from reasonrl.train.data import micro_batch_indices
 from reasonrl.train.logging import MetricsLog
 from reasonrl.train.schedule import build_scheduler
+
+RUN_FILES = ("config.json", "metrics.jsonl", "plots", "judge", "eval.json")  # what a judge run writes
 
 
 @dataclass(frozen=True)
@@ -66,8 +73,6 @@ def preference_data(cfg: Config) -> tuple[list[dict], list[dict]]:
         return (preference_set(pw.num_train, split="train", **kw), preference_set(pw.num_test, split="test", **kw))
     pairs = load_preferences(pw.data)
     if len(pairs) <= pw.num_test:
-        from reasonrl.errors import UserError
-
         raise UserError(f"pairwise.num_test: {pw.data} has {len(pairs)} pairs, not more than num_test={pw.num_test}")
     return pairs[: -pw.num_test], pairs[-pw.num_test :]
 
@@ -161,10 +166,13 @@ def plot_reliability(curves: dict[str, list], out_path: str | Path, *, title: st
 def rm_train(cfg: Config) -> dict:
     """Train the configured judge; writes `<run_dir>/judge`, `metrics.jsonl`, `eval.json`, `plots/reliability.png`."""
     pw, run_dir = cfg.pairwise, Path(cfg.log.run_dir)
-    write_resolved(cfg, run_dir)
+    if cfg.train.resume:
+        raise UserError("train.resume: rm-train keeps no checkpoints and cannot resume; rerun with --overwrite")
+    rundir.check(cfg, run_files=RUN_FILES)
     torch.manual_seed(cfg.train.seed)
     train_pairs, test_pairs = preference_data(cfg)
     judge = build_judge(cfg)
+    rundir.claim(cfg, 0, run_files=RUN_FILES)  # the first write: lock, clear an --overwrite'd run, config.json
     rows = train_pairs if pw.judge == "bt" else swap_augment(train_pairs, swap=pw.swap, chosen_first=pw.chosen_first,
                                                              seed=cfg.train.seed)
     model = judge.model.train()
@@ -198,6 +206,7 @@ def rm_train(cfg: Config) -> dict:
     tmp = run_dir / "eval.json.tmp"
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(run_dir / "eval.json")
+    rundir.release(run_dir)
     print(f"rm-train {pw.judge}: accuracy {result['accuracy']:.3f}  consistency {result['consistency']:.3f}  "
           f"ECE {result['ece']:.3f}  -> {run_dir / 'judge'}")
     return result

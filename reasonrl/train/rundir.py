@@ -41,10 +41,10 @@ SAFE_TO_CHANGE = frozenset({
 SAFE_SECTIONS = ("eval",)  # read by `reasonrl eval` only
 
 
-def existing_run(run_dir: Path) -> list[str]:
-    """The names of `RUN_FILES` present in `run_dir` (an empty `checkpoints/` does not count)."""
+def existing_run(run_dir: Path, run_files: tuple[str, ...] = RUN_FILES) -> list[str]:
+    """The names of `run_files` present in `run_dir` (an empty `checkpoints/` does not count)."""
     present = []
-    for name in RUN_FILES:
+    for name in run_files:
         p = run_dir / name
         if p.is_file() or (p.is_dir() and any(p.iterdir())):
             present.append(name)
@@ -73,14 +73,15 @@ def _saved_config(run_dir: Path) -> dict[str, Any]:
         raise UserError(f"{path}: not a valid resolved config ({e})") from None
 
 
-def check(cfg: Config) -> Path:
+def check(cfg: Config, *, run_files: tuple[str, ...] = RUN_FILES) -> Path:
     """Refuse, before anything is read or written, a run that would lose or mix runs (see the module docstring).
     Rank 0 looks and every rank raises its error: the broadcast also keeps rank 0 from claiming the directory
-    (`claim`) before every rank has passed this check."""
+    (`claim`) before every rank has passed this check. `run_files`: what a run of the calling command writes
+    (`reasonrl rm-train` adds its judge and report)."""
     error = None
     if dist.is_main():
         try:
-            _check(cfg)
+            _check(cfg, run_files)
         except UserError as e:
             error = str(e)
     error = dist.broadcast_object(error)
@@ -89,7 +90,7 @@ def check(cfg: Config) -> Path:
     return Path(cfg.log.run_dir)
 
 
-def _check(cfg: Config) -> None:
+def _check(cfg: Config, run_files: tuple[str, ...]) -> None:
     run_dir = check_output_dir(cfg.log.run_dir, "log.run_dir")
     t = cfg.train
     if t.resume:
@@ -105,21 +106,26 @@ def _check(cfg: Config) -> None:
         if "train.steps" in changes and t.steps < changes["train.steps"][0]:
             raise UserError(f"log.run_dir {run_dir}: --resume may extend train.steps, not shorten it "
                             f"({changes['train.steps'][0]} -> {t.steps})")
-    elif (present := existing_run(run_dir)) and not t.overwrite:
-        raise UserError(f"log.run_dir {run_dir} already holds a run ({', '.join(present)}): pass --resume to "
-                        "continue it or --overwrite to replace it")
+    elif (present := existing_run(run_dir, run_files)) and not t.overwrite:
+        raise UserError(_used(run_dir, present, run_files))
     holder = _live_holder(run_dir / LOCK)
     if holder is not None:
         raise UserError(_busy(run_dir, holder))
 
 
-def claim(cfg: Config, resume_step: int) -> None:
+def _used(run_dir: Path, present: list[str], run_files: tuple[str, ...]) -> str:
+    """The refusal of a fresh run in a used directory; a command whose runs keep no checkpoints cannot resume."""
+    how = "pass --resume to continue it or --overwrite" if "checkpoints" in run_files else "pass --overwrite"
+    return f"log.run_dir {run_dir} already holds a run ({', '.join(present)}): {how} to replace it"
+
+
+def claim(cfg: Config, resume_step: int, *, run_files: tuple[str, ...] = RUN_FILES) -> None:
     """Lock the run directory and write the run's config (rank 0; every rank raises the same error). Call it
-    after every input has been read and validated, before the first write."""
+    after every input has been read and validated, before the first write; `run_files` as in `check`."""
     error = None
     if dist.is_main():
         try:
-            _claim(cfg, Path(cfg.log.run_dir), resume_step)
+            _claim(cfg, Path(cfg.log.run_dir), resume_step, run_files)
         except UserError as e:
             error = str(e)
     error = dist.broadcast_object(error)
@@ -127,7 +133,7 @@ def claim(cfg: Config, resume_step: int) -> None:
         raise UserError(error)
 
 
-def _claim(cfg: Config, run_dir: Path, resume_step: int) -> None:
+def _claim(cfg: Config, run_dir: Path, resume_step: int, run_files: tuple[str, ...]) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     acquire(run_dir)
     if cfg.train.resume:
@@ -138,12 +144,11 @@ def _claim(cfg: Config, run_dir: Path, resume_step: int) -> None:
             with (run_dir / "resumes.jsonl").open("a") as f:
                 f.write(line + "\n")
     else:  # a fresh run: check() let an old run through only with train.overwrite; one may have appeared since
-        present = existing_run(run_dir)
+        present = existing_run(run_dir, run_files)
         if present and not cfg.train.overwrite:
             release(run_dir)
-            raise UserError(f"log.run_dir {run_dir} already holds a run ({', '.join(present)}): pass --resume to "
-                            "continue it or --overwrite to replace it")
-        for name in RUN_FILES:
+            raise UserError(_used(run_dir, present, run_files))
+        for name in run_files:
             p = run_dir / name
             if p.is_dir():
                 shutil.rmtree(p)
