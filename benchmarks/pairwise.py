@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/pairwise.py --out pairwise.json                    # full: judges + PPO
     .venv/bin/python benchmarks/pairwise.py --quick --out quick.json               # micro judges, no PPO
+    .venv/bin/python benchmarks/pairwise.py --reuse --ppo-variants bt,pairwise_anchor --out F.json   # stage 3 again
 
 1. Policy: `--policy DIR` or a short SFT of the tiny preset on the synthetic world (difficulty 1).
 2. Judges (`reasonrl rm-train`, each initialised from the policy, the paper's "reward model from a generative
@@ -9,10 +10,14 @@
    without swap augmentation (pairs shown chosen-first with probability `pairwise.chosen_first`) and with it.
    Held-out accuracy (both presentation orders), swap consistency, ECE, and one reliability plot.
 3. PPO (`reasonrl rl`, configs/pairwise_ppo.toml) from the policy with the Bradley-Terry scalar reward r(x, y)
-   vs the swap judge's debiased score against the reference anchor s(y, y*). Hidden quality q = correct - 0.5 *
-   re-check (the world's), averaged over the first and the last quarter of the training rollouts; held-out
-   accuracy at the start and the end; offset exploitation = the rate of `Wait,` re-checks on prompts with the
-   labeler's offset vs the others, first vs last quarter.
+   vs the swap judge's debiased score against an anchor s(y, y*) (`PPO_VARIANTS`: the reference answer or a
+   sibling sample, the critic seeing the anchor, `pairwise.critic_sees_anchor`, or blind to it). Hidden quality
+   q = correct - 0.5 * re-check (the world's), averaged over the first and the last quarter of the training
+   rollouts; held-out accuracy at the start and the end; offset exploitation = the rate of `Wait,` re-checks on
+   prompts with the labeler's offset vs the others, first vs last quarter; the critic's explained variance.
+
+`--reuse` skips stages 1-2 where their outputs exist (the SFT policy, each judge's `eval.json`); a PPO run
+directory that already holds a run is refused by `reasonrl rl` (move it away, or pick other variants).
 
 Prints a table and writes `--out` JSON: `judges: {bt, pairwise, pairwise_swap: {accuracy, consistency, ece, ...}}`
 and, in the full run, `ppo: {bt, pairwise_anchor: {true_quality_start, true_quality_end, ...}}`.
@@ -59,11 +64,14 @@ def train_policy(work: Path, quick: bool) -> Path:
     return run / "final"
 
 
-def train_judges(work: Path, policy: Path, quick: bool) -> dict:
+def train_judges(work: Path, policy: Path, quick: bool, reuse: bool = False) -> dict:
     out = {}
     size = ["--train.steps=6", "--pairwise.num_train=64", "--pairwise.num_test=64"] if quick else []
     for name, extra in JUDGES.items():
         run = work / f"rm_{name}"
+        if reuse and (run / "eval.json").is_file() and (run / "judge").is_dir():
+            out[name] = {**json.loads((run / "eval.json").read_text()), "reused": True}
+            continue
         t0 = time.time()
         cli("rm-train", "--config", str(ROOT / "configs" / "pairwise_rm.toml"), f"--model.path={policy}", *extra,
             *size, f"--log.run_dir={run}", "--log.progress=false", log=work / f"rm_{name}.log")
@@ -71,13 +79,22 @@ def train_judges(work: Path, policy: Path, quick: bool) -> dict:
     return out
 
 
-def run_ppo(work: Path, policy: Path, steps: int) -> dict:
-    variants = {"bt": ["--pairwise.anchor=none", f"--pairwise.judge_path={work / 'rm_bt' / 'judge'}"],
-                "pairwise_anchor": ["--pairwise.anchor=reference",
-                                    f"--pairwise.judge_path={work / 'rm_pairwise_swap' / 'judge'}"]}
+SIBLING = ["--pairwise.anchor=sample", "--rollout.num_samples=2", "--rl.prompts_per_step=32"]  # 64 responses a step
+PPO_VARIANTS = {  # name -> rl overrides (the judge path is added); the critic sees the anchor unless "blind"
+    "bt": ["--pairwise.anchor=none"],
+    "pairwise_anchor": ["--pairwise.anchor=reference"],
+    "pairwise_anchor_blind": ["--pairwise.anchor=reference", "--pairwise.critic_sees_anchor=false"],
+    "pairwise_sample": SIBLING,
+    "pairwise_sample_blind": [*SIBLING, "--pairwise.critic_sees_anchor=false"],
+}
+
+
+def run_ppo(work: Path, policy: Path, steps: int, names: list[str], seed: int = 0) -> dict:
     out = {}
-    for name, extra in variants.items():
-        run = work / f"ppo_{name}"
+    for name in names:
+        judge = work / ("rm_bt" if name == "bt" else "rm_pairwise_swap") / "judge"
+        extra = [*PPO_VARIANTS[name], f"--pairwise.judge_path={judge}", f"--train.seed={seed}"]
+        run = work / (f"ppo_{name}" if seed == 0 else f"ppo_{name}_seed{seed}")
         t0 = time.time()
         cli("rl", "--config", str(ROOT / "configs" / "pairwise_ppo.toml"), f"--model.path={policy}", *extra,
             f"--train.steps={steps}", f"--log.run_dir={run}", "--log.progress=false", log=work / f"ppo_{name}.log")
@@ -99,7 +116,9 @@ def run_ppo(work: Path, policy: Path, steps: int) -> dict:
                      "recheck_other_start": mean("reward/recheck_other", first),
                      "recheck_other_end": mean("reward/recheck_other", last),
                      "reward_start": mean("reward", first), "reward_end": mean("reward", last),
-                     "steps": len(steps_), "seconds": round(time.time() - t0, 1)}
+                     "explained_var_start": mean("explained_var", first),
+                     "explained_var_end": mean("explained_var", last),
+                     "overrides": extra, "steps": len(steps_), "seconds": round(time.time() - t0, 1)}
     return out
 
 
@@ -118,14 +137,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--policy", default="", help="SFT policy directory (default: train one under --work-dir)")
     ap.add_argument("--ppo-steps", type=int, default=30)
+    ap.add_argument("--ppo-variants", default="bt,pairwise_anchor,pairwise_sample",
+                    help=f"comma-separated, of {', '.join(PPO_VARIANTS)}")
+    ap.add_argument("--ppo-seed", type=int, default=0, help="train.seed of the PPO runs (run dirs get _seed<N>)")
+    ap.add_argument("--reuse", action="store_true", help="keep the SFT policy and judges already in the work dir")
     ap.add_argument("--quick", action="store_true", help="micro policy and judges, a few steps, no PPO")
     ap.add_argument("--out", default="")
     ap.add_argument("--work-dir", default=str(ROOT / "runs" / "pairwise_bench"))
     args = ap.parse_args()
+    variants = [v for v in args.ppo_variants.split(",") if v]
+    unknown = [v for v in variants if v not in PPO_VARIANTS]
+    if unknown:
+        ap.error(f"--ppo-variants: unknown {', '.join(unknown)} (known: {', '.join(PPO_VARIANTS)})")
     work = Path(args.work_dir) / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)
     policy = Path(args.policy) if args.policy else train_policy(work, args.quick)
-    judges = train_judges(work, policy, args.quick)
+    judges = train_judges(work, policy, args.quick, reuse=args.reuse)
     plot = reliability_plot(work, judges)
     print(f"\njudges (held-out pairs, both orders; reliability plot: {plot})")
     print(f"{'judge':<15}{'accuracy':>10}{'consistency':>13}{'ece':>8}{'mean P(A>B)':>13}{'true acc':>10}")
@@ -135,14 +162,16 @@ def main() -> None:
     result = {"judges": {k: {kk: vv for kk, vv in v.items() if kk != "bins"} for k, v in judges.items()},
               "policy": str(policy), "quick": args.quick}
     if not args.quick:
-        ppo = run_ppo(work, policy, args.ppo_steps)
+        ppo = run_ppo(work, policy, args.ppo_steps, variants, seed=args.ppo_seed)
         print(f"\nPPO, {args.ppo_steps} steps (first -> last quarter of the rollouts; held-out accuracy start -> end)")
-        print(f"{'reward':<17}{'true quality':>18}{'held-out acc':>18}{'recheck offset':>18}{'recheck other':>18}")
+        print(f"{'reward':<23}{'true quality':>18}{'held-out acc':>18}{'recheck offset':>18}{'recheck other':>18}"
+              f"{'explained var':>18}")
         for name, r in ppo.items():
-            print(f"{name:<17}{fmt(r['true_quality_start']) + ' -> ' + fmt(r['true_quality_end']):>18}"
+            print(f"{name:<23}{fmt(r['true_quality_start']) + ' -> ' + fmt(r['true_quality_end']):>18}"
                   f"{fmt(r['heldout_acc_start']) + ' -> ' + fmt(r['heldout_acc_end']):>18}"
                   f"{fmt(r['recheck_offset_start']) + ' -> ' + fmt(r['recheck_offset_end']):>18}"
-                  f"{fmt(r['recheck_other_start']) + ' -> ' + fmt(r['recheck_other_end']):>18}")
+                  f"{fmt(r['recheck_other_start']) + ' -> ' + fmt(r['recheck_other_end']):>18}"
+                  f"{fmt(r['explained_var_start']) + ' -> ' + fmt(r['explained_var_end']):>18}")
         result["ppo"] = ppo
     if args.out:
         tmp = Path(args.out + ".tmp")
