@@ -90,3 +90,17 @@ def repeat_rows(cache: Cache, repeats: int) -> None:
     """Repeat every batch row `repeats` times (row i -> rows i*repeats .. i*repeats + repeats - 1), in place."""
     if repeats > 1:
         cache.batch_repeat_interleave(repeats)
+
+
+def split_prompts(cache: Cache, width: int, rows: int, capacity: int
+                  ) -> tuple[list[torch.Tensor], list[torch.Tensor], Cache]:
+    """After a prefill of U prompts into `cache` (preallocated layers): the prompts' keys and values (the first
+    `width` columns, one copy per prompt, per layer) and a fresh preallocated cache of `rows` rows x `capacity`
+    columns for the responses. Shared-prefix decoding (`fast_step.shared_prefix_attention`) attends over both."""
+    keys = [layer.keys[:, :, :width].contiguous() for layer in cache.layers]
+    values = [layer.values[:, :, :width].contiguous() for layer in cache.layers]
+    out = Cache(layers=[PreallocatedLayer(capacity) for _ in cache.layers])
+    for layer, k, v in zip(out.layers, keys, values, strict=True):
+        layer.lazy_initialization(k.new_empty(rows, k.shape[1], 0, k.shape[3]),
+                                  v.new_empty(rows, v.shape[1], 0, v.shape[3]))
+    return keys, values, out

@@ -3,7 +3,8 @@
 Where the time goes, and what this loop does about it (profiles in docs/benchmarks_rollout.md):
 
 - the KV cache is preallocated (`cache.py`): no per-step `torch.cat` over the whole cache;
-- the `n` samples of a prompt share one prefill, then the cache rows are repeated;
+- the `n` samples of a prompt share one prefill, and its keys and values stay stored once: every sample attends
+  over them (shared-prefix decoding; the HF-forward path and compile repeat the cache rows instead);
 - rows that finished are dropped from the batch (cache included) once enough of them have;
 - attention mask and position ids are computed once, and sliced per step;
 - the per-step Python work is a handful of tensor ops; decoding text (stop strings, tool tags, banned words)
@@ -24,15 +25,16 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from reasonrl.rollout.banned import BannedWords, token_texts
-from reasonrl.rollout.cache import cache_kwarg, keep_rows, make_cache, repeat_rows
+from reasonrl.rollout.cache import cache_kwarg, keep_rows, make_cache, repeat_rows, split_prompts
 from reasonrl.rollout.compiled import compiled_step
-from reasonrl.rollout.fast_step import DecodeStep, decode_logits, supports_fast_step
+from reasonrl.rollout.fast_step import DecodeStep, SharedPrompts, decode_logits, supports_fast_step
 from reasonrl.rollout.processors import choose_tokens
 from reasonrl.rollout.tools import ToolFn, closing_tags, run_tool
 from reasonrl.rollout.triggers import completed_needles, could_end, tail_tokens
 
 if TYPE_CHECKING:
     from reasonrl.rollout.sampler import SamplingParams
+
 
 
 @dataclass
@@ -106,7 +108,13 @@ class Decoder:
         width = ids.shape[1]
         cache = make_cache(self.model, width + max_new)
         logits = self._forward(ids, mask, _positions(mask), cache)[:, -1]
-        repeat_rows(cache, n)  # the n samples of a prompt share its prefill
+        use_fast = self.params.fast_step and supports_fast_step(self.model, cache)
+        prompts = None
+        if use_fast and self._share_prefix():  # the prompts' cache kept once, a response-only cache per row
+            keys, values, cache = split_prompts(cache, width, self.num_rows, max_new)
+            prompts = SharedPrompts(keys, values, mask, n)
+        else:
+            repeat_rows(cache, n)  # the n samples of a prompt share its prefill
         logits, mask = logits.repeat_interleave(n, 0), mask.repeat_interleave(n, 0)
         self._init_banned(logits.shape[-1])
 
@@ -116,9 +124,9 @@ class Decoder:
         active = torch.arange(self.num_rows, device=self.device)  # output row of each batch row
         live = set(range(self.num_rows))  # rows still sampling; finished rows stay in the batch until dropped
         fast = None
-        if self.params.fast_step and supports_fast_step(self.model, cache):
+        if use_fast:
             step_fn = compiled_step() if self.params.compile else decode_logits
-            fast = DecodeStep(self.model, cache, int(pos0.max()) + max_new, fn=step_fn)
+            fast = DecodeStep(self.model, cache, int(pos0.max()) + max_new, fn=step_fn, prefix=prompts)
             attn = fast.additive_mask(attn)
         out = _buffers(self.num_rows, max_new, self.tokenizer.pad_token_id, self.device)
         lengths, reasons = [max_new] * self.num_rows, ["length"] * self.num_rows
@@ -137,7 +145,7 @@ class Decoder:
                 active, tokens, attn, pos0 = active[keep], tokens[keep], attn[keep], pos0[keep]
             col = width + step + 1
             if fast is not None:
-                logits = fast(tokens, attn[:, :col], pos0 + step)
+                logits = fast(tokens, attn[:, :col], pos0 + step, rows=active)
             else:
                 logits = self._forward(tokens[:, None], attn[:, :col], (pos0 + step)[:, None], cache)[:, -1]
         _clear_after(out, lengths, self.tokenizer.pad_token_id)
@@ -150,6 +158,12 @@ class Decoder:
             finish_reasons=reasons,
             num_tool_calls=[r.num_tool_calls for r in self.rows] if self.rows else [0] * self.num_rows,
         )
+
+    def _share_prefix(self) -> bool:
+        """Decode with the prompts' keys and values stored once per prompt (`SamplingParams.share_prefix`; auto:
+        whenever a prompt has several samples, except under compile)."""
+        p = self.params
+        return p.n > 1 and (not p.compile if p.share_prefix is None else p.share_prefix)
 
     def _forward(self, ids, attn, positions, cache) -> torch.Tensor:
         kwargs = {self.cache_kwarg: cache}

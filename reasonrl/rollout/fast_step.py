@@ -131,6 +131,68 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     return x * cos + rotated * sin
 
 
+class Prefix(NamedTuple):
+    """The prompts' keys and values, stored once per prompt instead of once per sample (shared-prefix decoding).
+
+    Rows of the batch are samples: row r is sample `slot[r]` of prompt `group[r]`, each prompt having up to `n`
+    samples (fewer once finished rows are dropped)."""
+
+    keys: list[torch.Tensor]  # per layer (U, kv heads, W, D)
+    values: list[torch.Tensor]  # per layer (U, kv heads, W, D)
+    bias: torch.Tensor  # (U, W) additive: 0 on prompt tokens, -inf on left padding
+    group: torch.Tensor  # (B,) long: the prompt of each row
+    slot: torch.Tensor  # (B,) long: its sample index in 0 .. n-1
+    n: int
+
+
+def shared_prefix_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    bias: torch.Tensor,
+    k_prefix: torch.Tensor,
+    v_prefix: torch.Tensor,
+    prefix_bias: torch.Tensor,
+    group: torch.Tensor,
+    slot: torch.Tensor,
+    *,
+    n: int,
+    scale: float,
+) -> torch.Tensor:
+    """One decode step's attention `(B, heads, D)` over [the row's prompt ; the row's own response so far], with
+    the prompt's keys and values stored once per prompt.
+
+        softmax([q K_p^T, q K_r^T] * scale + bias) [V_p ; V_r]      per row and head
+
+    `q (B, H, D)`; `k, v (B, kv heads, T, D)` and `bias (B, T)`: the row's own response columns; `k_prefix,
+    v_prefix (U, kv heads, W, D)` and `prefix_bias (U, W)`: the prompts; `group, slot (B,)`: see `Prefix`.
+
+    The same numbers as attention over a cache holding every row's own copy of its prompt, but the prompt part
+    is a batched matmul per prompt with the queries of its `n` samples as rows (`(U, kv heads, n * H/kv, W)`
+    scores), so each prompt's keys and values are read once per step instead of `n` times, and stored once
+    (the idea of cascade / shared-prefix attention kernels; nothing here depends on one). Queries of grouped-
+    query heads that share a key head are stacked the same way. Rows dropped from the batch leave zero queries
+    in their slots, whose outputs are never read.
+    """
+    b, h, d = q.shape
+    u, kvh, w, _ = k_prefix.shape
+    g = h // kvh
+    qg = q.view(b, kvh, g, d)
+    slots = q.new_zeros(u, n, kvh, g, d)
+    slots[group, slot] = qg  # (U, n, kv, g, D)
+    qp = slots.permute(0, 2, 1, 3, 4).reshape(u, kvh, n * g, d)
+    sp = torch.matmul(qp, k_prefix.transpose(-1, -2)).view(u, kvh, n, g, w)  # (U, kv, n, g, W)
+    sp = sp.permute(0, 2, 1, 3, 4)[group, slot] * scale + prefix_bias[group][:, None, None, :]  # (B, kv, g, W)
+    sr = torch.matmul(qg, k.transpose(-1, -2)) * scale + bias[:, None, None, :]  # (B, kv, g, T)
+    p = torch.softmax(torch.cat([sp, sr], dim=-1), dim=-1)
+    pp, pr = p.split([w, k.shape[2]], dim=-1)
+    slots = p.new_zeros(u, n, kvh, g, w)
+    slots[group, slot] = pp
+    op = torch.matmul(slots.permute(0, 2, 1, 3, 4).reshape(u, kvh, n * g, w), v_prefix)  # (U, kv, n * g, D)
+    op = op.view(u, kvh, n, g, -1).permute(0, 2, 1, 3, 4)[group, slot]  # (B, kv, g, D)
+    return (op + torch.matmul(pr, v)).reshape(b, h, -1)
+
+
 def decode_logits(
     tokens: torch.Tensor,
     mask: torch.Tensor,
@@ -141,16 +203,19 @@ def decode_logits(
     values: list[torch.Tensor],
     w: Weights,
     shape: Shape,
+    prefix: Prefix | None = None,
 ) -> torch.Tensor:
     """Logits `(B, V)` for `tokens (B,)` at rotary `cos, sin (B, D)`; writes their keys and values into column
     `column` (a `(1,)` long tensor) of the cache buffers `keys[l], values[l] (B, kv heads, capacity, D)` and
-    attends over the first `S` columns, `mask (B, S)` additive (0 = attend, -inf = padding or not yet written)."""
+    attends over the first `S` columns, `mask (B, S)` additive (0 = attend, -inf = padding or not yet written).
+    With a shared `prefix` the buffers hold the response columns only, and each row also attends over its
+    prompt's keys and values, stored once per prompt (`shared_prefix_attention`)."""
     b = tokens.shape[0]
     x = F.embedding(tokens, w.embed)  # (B, d)
     cos, sin = cos[:, None], sin[:, None]  # (B, 1, D)
     bias = mask[:, None, None, :]  # (B, 1, 1, S)
     width = mask.shape[1]
-    for lw, k_buf, v_buf in zip(w.layers, keys, values, strict=True):
+    for i, (lw, k_buf, v_buf) in enumerate(zip(w.layers, keys, values, strict=True)):
         h = rms_norm(x, lw.input_norm, shape.eps)
         q = F.linear(h, *lw.q).view(b, shape.num_heads, -1)
         k = F.linear(h, *lw.k).view(b, shape.num_kv_heads, -1)
@@ -158,10 +223,14 @@ def decode_logits(
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)
         k_buf.index_copy_(2, column, k[:, :, None].to(k_buf.dtype))
         v_buf.index_copy_(2, column, v[:, :, None].to(v_buf.dtype))
-        out = F.scaled_dot_product_attention(
-            q[:, :, None], k_buf[:, :, :width].to(q.dtype), v_buf[:, :, :width].to(q.dtype), attn_mask=bias,
-            scale=shape.scaling, enable_gqa=shape.gqa,
-        )  # (B, heads, 1, D)
+        k_all, v_all = k_buf[:, :, :width].to(q.dtype), v_buf[:, :, :width].to(q.dtype)
+        if prefix is None:
+            out = F.scaled_dot_product_attention(
+                q[:, :, None], k_all, v_all, attn_mask=bias, scale=shape.scaling, enable_gqa=shape.gqa,
+            )  # (B, heads, 1, D)
+        else:
+            out = shared_prefix_attention(q, k_all, v_all, mask, prefix.keys[i], prefix.values[i], prefix.bias,
+                                          prefix.group, prefix.slot, n=prefix.n, scale=shape.scaling)  # (B, heads, D)
         x = x + F.linear(out.reshape(b, -1), *lw.o)
         h = rms_norm(x, lw.post_norm, shape.eps)
         x = x + F.linear(F.silu(F.linear(h, *lw.gate)) * F.linear(h, *lw.up), *lw.down)
@@ -171,6 +240,15 @@ def decode_logits(
 StepFn = Callable[..., torch.Tensor]  # the signature of `decode_logits`
 
 
+class SharedPrompts(NamedTuple):
+    """What the sampler hands `DecodeStep` for shared-prefix decoding: the prompts' cache, stored once each."""
+
+    keys: list[torch.Tensor]  # per layer (U, kv heads, W, D)
+    values: list[torch.Tensor]
+    mask: torch.Tensor  # (U, W) bool, True on prompt tokens
+    n: int  # samples per prompt
+
+
 class DecodeStep:
     """`step(tokens (B,), mask (B, S), positions (B,)) -> logits (B, V)`, S = filled cache columns after the step.
 
@@ -178,26 +256,38 @@ class DecodeStep:
     convert a boolean mask at every layer of every step. `fn` is `decode_logits` or a compiled version of it.
     """
 
-    def __init__(self, model: PreTrainedModel, cache: Cache, max_position: int, fn: StepFn = decode_logits):
-        self.cache, self.fn = cache, fn
+    def __init__(self, model: PreTrainedModel, cache: Cache, max_position: int, fn: StepFn = decode_logits,
+                 prefix: SharedPrompts | None = None):
+        self.cache, self.fn, self.prefix = cache, fn, prefix
         self.weights, self.shape = model_weights(model), model_shape(model)
         embed = model.model.embed_tokens.weight
         positions = torch.arange(max_position, device=embed.device)[None]
         cos, sin = model.model.rotary_emb(embed[:1], position_ids=positions)  # (1, P, D), in the model dtype
         self.cos, self.sin = cos[0], sin[0]
+        self.prefix_bias = None if prefix is None else self.additive_mask(prefix.mask)
 
     def additive_mask(self, attention_mask: torch.Tensor) -> torch.Tensor:
         """`(B, S)` bool (True = real token) -> `(B, S)` in the model dtype, 0 on real tokens and -inf on padding."""
         bias = torch.zeros(attention_mask.shape, dtype=self.cos.dtype, device=attention_mask.device)
         return bias.masked_fill_(~attention_mask, float("-inf"))
 
-    def __call__(self, tokens: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def __call__(self, tokens: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor,
+                 rows: torch.Tensor | None = None) -> torch.Tensor:
+        """`rows (B,)`: each batch row's output row (sample r of prompt r // n), needed with a shared prefix; then
+        `mask` still spans prompt + response columns and the prompt's part is replaced by the stored one."""
         layers: list[PreallocatedLayer] = self.cache.layers
         start = layers[0].length
         assert start < layers[0].capacity, f"KV cache overflow: {start + 1} > capacity {layers[0].capacity}"
         column = torch.full((1,), start, dtype=torch.long, device=tokens.device)
-        logits = self.fn(tokens, mask, self.cos[positions], self.sin[positions], column,
-                         [kv.keys for kv in layers], [kv.values for kv in layers], self.weights, self.shape)
+        args = (self.cos[positions], self.sin[positions], column, [kv.keys for kv in layers],
+                [kv.values for kv in layers], self.weights, self.shape)
+        if self.prefix is None:
+            logits = self.fn(tokens, mask, *args)
+        else:
+            p = self.prefix
+            assert rows is not None, "a shared prefix needs the output row of every batch row"
+            shared = Prefix(p.keys, p.values, self.prefix_bias, rows // p.n, rows % p.n, p.n)
+            logits = self.fn(tokens, mask[:, p.mask.shape[1]:], *args, shared)
         for kv in layers:
             kv.length = start + 1
         return logits
