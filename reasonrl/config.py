@@ -199,7 +199,8 @@ class RLConfig:
     """PPO clip epsilon above 1; 0.28 is DAPO/VAPO's Clip-Higher."""
     share_prompt: bool = True
     """Teacher-force each distinct prompt once per minibatch and let its samples attend to it (same numbers,
-    fewer FLOPs for groups); only for unwrapped models (one process), DDP/FSDP take the plain pass."""
+    fewer FLOPs for groups). Under DDP the update's passes then run on the bare model and the gradients are
+    averaged with one all-reduce per bucket instead of DDP's hooks (`rl.training_module`)."""
     dual_clip: float = 0.0
     """Dual-clip bound c > 1 on negative-advantage tokens (Ye et al. 2020; not in VAPO/DAPO); 0 = off."""
     loss_agg: Literal["token-mean", "seq-mean-token-mean", "seq-mean-token-sum"] = "seq-mean-token-mean"

@@ -108,6 +108,41 @@ def wrap_model(model: torch.nn.Module, strategy: str) -> torch.nn.Module:
     return model
 
 
+def is_ddp(model: torch.nn.Module) -> bool:
+    from torch.nn.parallel import DistributedDataParallel
+
+    return isinstance(model, DistributedDataParallel)
+
+
+GRAD_BUCKET_NUMEL = 1 << 24  # elements per all-reduce in `average_gradients` (64 MB in float32)
+
+
+def average_gradients(model: torch.nn.Module) -> None:
+    """Average every parameter's gradient over processes, as DDP does during its backward: for passes run on a DDP
+    model's bare module (`unwrap`), which DDP's hooks do not see. Gradients are flattened into buckets of up to
+    `GRAD_BUCKET_NUMEL` elements (a larger parameter is a bucket of its own), one all-reduce each; a missing
+    gradient counts as zeros, so every process makes the same collectives whatever it trained on. Identity on one
+    process."""
+    if not is_dist():
+        return
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    buckets: list[list[torch.Tensor]] = [[]]
+    size = 0
+    for p in params:
+        if size and size + p.numel() > GRAD_BUCKET_NUMEL:
+            buckets.append([])
+            size = 0
+        buckets[-1].append(p)
+        size += p.numel()
+    for bucket in buckets:
+        flat = all_reduce_sum(torch.cat([p.grad.reshape(-1) for p in bucket])) / world_size()
+        for p, g in zip(bucket, flat.split([p.numel() for p in bucket]), strict=True):
+            p.grad.copy_(g.view_as(p))
+
+
 def decoder_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
     """The transformer blocks of a HF causal LM (`model.model.layers` for Llama/Qwen2-style models)."""
     inner = getattr(model, "model", None)

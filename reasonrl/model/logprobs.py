@@ -114,8 +114,9 @@ def shared_prompt_logits(
     gathered per row (a differentiable index) and the responses attend to it, so gradients reach the prompt
     tokens' computation from every row. Same numbers as the plain pass, fewer FLOPs when prompts repeat.
     Works for any HF decoder that takes a cache (causal LM, or the critic's token-classification head).
-    Returns None (caller takes the plain path) when no prompt repeats or the model is wrapped (DDP / FSDP
-    prepare once per forward call, and this makes two).
+    Returns None (caller takes the plain path) when no prompt repeats or the model is a DDP wrapper (DDP prepares
+    its gradient hooks once per forward call, and this makes two; the RL trainers pass DDP's bare module and
+    average the gradients themselves: `rl.training_module`).
     """
     if not isinstance(model, PreTrainedModel) or not 0 < prompt_len < input_ids.shape[1]:
         return None

@@ -61,7 +61,7 @@ def critic_advantages(critic, batch: rl.Batch, cfg: Config, *, pretraining: bool
         assert ref_model is not None, "rl.kl_in_reward needs the reference model"
         batch.ref_logp = rl.reference_logprobs(ref_model, batch, cfg)
     with torch.no_grad():
-        values = rl.critic_values(critic, batch, cfg)  # on the critic's own input when the reward gave a context
+        values = rl.critic_values(dist.unwrap(critic), batch, cfg)  # the critic's own input if the reward gave one
     return compute_advantages(batch, values, cfg, pretraining=pretraining)
 
 

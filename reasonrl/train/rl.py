@@ -281,6 +281,15 @@ def concat(batches: list[Batch], pad_id: int) -> Batch:
     return Batch(**out)
 
 
+def training_module(model: torch.nn.Module, cfg: Config) -> torch.nn.Module:
+    """The module the update's teacher-forced passes call: with `rl.share_prompt` under DDP, the bare module. A
+    shared pass is two forward calls (the prompts, then the responses attending to them) feeding one backward,
+    which DDP's per-forward gradient hooks do not allow; so it runs outside DDP and the caller averages the
+    gradients itself (`dist.average_gradients`, one all-reduce per bucket, what DDP would have done). Otherwise
+    `model` (one process, Dion's data-parallel mode, FSDP2, or sharing off)."""
+    return dist.unwrap(model) if cfg.rl.share_prompt and dist.is_ddp(model) else model
+
+
 def shareable_prompt_len(batch: Batch, cfg: Config) -> int:
     """The prompt width teacher forcing may run once per distinct prompt (`rl.share_prompt`), else 0."""
     return batch.prompt_len if cfg.rl.share_prompt else 0
@@ -329,7 +338,8 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
         num_tokens = global_count(mb.mask)
         num_seqs = global_count(mb.mask.any(dim=1))
         p = shareable_prompt_len(mb, cfg)
-        logp, entropy = sequence_logprobs(policy, mb.input_ids, mb.attention_mask, prompt_len=p,
+        model = training_module(policy, cfg)
+        logp, entropy = sequence_logprobs(model, mb.input_ids, mb.attention_mask, prompt_len=p,
                                           temperature=cfg.rollout.temperature, return_entropy=True)
         loss, stats = policy_loss(logp, mb.old_logp, mb.advantages, mb.mask, clip_low=rl.clip_low,
                                   clip_high=rl.clip_high, dual_clip=rl.dual_clip or None, agg=rl.loss_agg,
@@ -350,6 +360,8 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
         ok = _finite_everywhere(loss)
         if ok:
             (loss * world).backward()
+            if model is not policy:
+                dist.average_gradients(model)
             stats["grad_norm"] = clip_grad_synced(policy, cfg.train.max_grad_norm, local_grads=local_grads)
             ok = math.isfinite(stats["grad_norm"])
         if ok:
@@ -374,11 +386,14 @@ def critic_update(critic, optimizer, batch: Batch, cfg: Config, *, seed: int) ->
     for idx in minibatches(batch.size, cfg, seed):
         mb = minibatch_rows(batch, idx)
         num_tokens = global_count(mb.mask)
-        values = critic_values(critic, mb, cfg)
+        model = training_module(critic, cfg)
+        values = critic_values(model, mb, cfg)
         loss, stats = value_loss(values, mb.old_values, mb.returns, mb.mask, clip=cfg.rl.value_clip or None,
                                  agg="token-mean", num_tokens=num_tokens)
         if _finite_everywhere(loss):
             (loss * world).backward()
+            if model is not critic:
+                dist.average_gradients(model)
             if math.isfinite(clip_grad(critic, cfg.train.max_grad_norm)):
                 optimizer.step()
         optimizer.zero_grad(set_to_none=True)

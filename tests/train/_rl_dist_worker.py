@@ -4,8 +4,9 @@
 computes the one-process references with the same input builders below and compares.
 
 Scenarios: PPO advantage whitening on an uneven 5 / 3 row split; GRPO dynamic sampling (with a scripted
-rollout) where rank 1 keeps fewer groups than rank 0, then the policy update on those unequal batches; and a
-step where rank 1 keeps no group at all.
+rollout) where rank 1 keeps fewer groups than rank 0, then the policy update on those unequal batches (prompts
+shared per group, outside DDP's hooks; and once with sharing off, through DDP); a step where rank 1 keeps no
+group at all; a critic update with shared prompts.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ def sampling_config(*overrides: str):
 
 
 def scripted_rollout(informative):
-    """A stand-in for `rl.rollout_and_score`: G fixed rows per record; the first `informative(rank, call)` groups
-    have one correct answer (kept by dynamic sampling), the others none; tokens a function of the record alone."""
+    """A stand-in for `rl.rollout_and_score`: G fixed rows per record, sharing its 2-token prompt (so the update
+    teacher-forces each prompt once, `rl.share_prompt`); the first `informative(rank, call)` groups have one correct
+    answer (kept by dynamic sampling), the others none; tokens a function of the record alone."""
     calls = {"n": 0}
 
     def fake(policy, tokenizer, records, cfg, seed, reward):
@@ -71,6 +73,7 @@ def scripted_rollout(informative):
         rows = len(records) * G
         ids = torch.stack([torch.randint(0, 32, (L,), generator=torch.Generator().manual_seed(r["i"] * 10 + k))
                            for r in records for k in range(G)])
+        ids[:, :2] = torch.stack([torch.tensor([r["i"] % 32, 7]) for r in records for _ in range(G)])  # the prompt
         mask = torch.zeros(rows, L, dtype=torch.bool)
         mask[:, 2:] = True
         correct = torch.zeros(rows, dtype=torch.bool)
@@ -88,6 +91,23 @@ def scripted_rollout(informative):
 RECORDS = [{"prompt": f"p{i}", "answer": "0", "i": i} for i in range(40)]
 
 
+SHARED_PASSES = {"n": 0}  # teacher-forced passes that ran each distinct prompt once
+
+
+def count_shared_passes() -> None:
+    """Count the shared-prompt passes the update makes (`shared_prompt_logits` returning logits, not None)."""
+    from reasonrl.model import logprobs, value
+
+    real = logprobs.shared_prompt_logits
+
+    def counted(*args, **kwargs):
+        out = real(*args, **kwargs)
+        SHARED_PASSES["n"] += out is not None
+        return out
+
+    logprobs.shared_prompt_logits = value.shared_prompt_logits = counted
+
+
 def _collect_and_update(informative, seed: int, *overrides: str) -> dict:
     cfg = sampling_config(*overrides)
     rl.rollout_and_score = scripted_rollout(informative)
@@ -96,10 +116,40 @@ def _collect_and_update(informative, seed: int, *overrides: str) -> dict:
     batch.advantages = group_advantages(batch.scores, G)[:, None] * batch.mask
     model = dist.wrap_model(tiny_policy(), "ddp")
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    before = SHARED_PASSES["n"]
     stats = rl.policy_update(model, opt, batch, cfg, seed=seed)
     return {"batch": batch, "cursor": state["prompt_cursor"], "rounds": info["sample_rounds"],
             "w": {k: v.clone() for k, v in dist.unwrap(model).state_dict().items()}, "loss": stats["policy_loss"],
-            "reward_means": rl.reward_stat_means(info["reward_stats"])}
+            "reward_means": rl.reward_stat_means(info["reward_stats"]), "shared_passes": SHARED_PASSES["n"] - before}
+
+
+def critic_inputs(rank: int | None = None) -> rl.Batch:
+    """A PPO batch of 4 prompts x G samples with returns and old values (rank r holds prompts 2r, 2r + 1)."""
+    records = RECORDS[:4] if rank is None else RECORDS[2 * rank : 2 * rank + 2]
+    batch, _ = scripted_rollout(lambda r, c: 1)(None, PAD, records, None, 0, None)
+    g = torch.Generator().manual_seed(11)
+    returns = torch.randn(16, L, generator=g)
+    old_values = torch.randn(16, L, generator=g) * 0.1
+    rows = slice(None) if rank is None else slice(8 * rank, 8 * rank + 8)
+    batch.returns, batch.old_values = returns[rows] * batch.mask, old_values[rows] * batch.mask
+    return batch
+
+
+def critic_config():
+    return load_config(None, ["--rl.minibatch_size=16", "--rl.ppo_epochs=2", "--train.max_grad_norm=0"])
+
+
+def critic_step(batch: rl.Batch) -> dict:
+    """One `rl.critic_update` (SGD) of a critic built from `tiny_policy`, DDP-wrapped under torch.distributed."""
+    from reasonrl.model.value import value_model_from_policy
+
+    critic = value_model_from_policy(tiny_policy())
+    torch.nn.init.normal_(critic.score.weight, std=0.5, generator=torch.Generator().manual_seed(2))
+    critic = dist.wrap_model(critic, "ddp")
+    before = SHARED_PASSES["n"]
+    stats = rl.critic_update(critic, torch.optim.SGD(critic.parameters(), lr=0.5), batch, critic_config(), seed=3)
+    return {"w": {k: v.clone() for k, v in dist.unwrap(critic).state_dict().items()}, "loss": stats["value_loss"],
+            "shared_passes": SHARED_PASSES["n"] - before}
 
 
 def rank1_keeps_one_group(rank: int, call: int) -> int:
@@ -115,6 +165,7 @@ def run(rank: int, world: int, port: int, out_dir: str) -> None:
                       LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
     dist.init("gloo")
+    count_shared_passes()
     out: dict = {}
     try:
         batch, values = whiten_inputs()
@@ -126,6 +177,10 @@ def run(rank: int, world: int, port: int, out_dir: str) -> None:
         out["small_mb"] = _collect_and_update(rank1_keeps_one_group, 7, "--rl.minibatch_size=4")
         out["small_mb"]["minibatches"] = [len(i) for i in rl.minibatches(out["small_mb"]["batch"].size,
                                                                          sampling_config("--rl.minibatch_size=4"), 7)]
+        # the same update with prompt sharing off: the plain pass through DDP's own forward and hooks
+        out["unshared"] = _collect_and_update(rank1_keeps_one_group, 5, "--rl.share_prompt=false")
+        dist.GRAD_BUCKET_NUMEL = 300  # several all-reduce buckets, and parameters larger than one (512 elements)
+        out["critic"] = critic_step(critic_inputs(rank))
     finally:
         dist.destroy()
     torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))

@@ -68,11 +68,35 @@ def test_rank_with_fewer_groups_finishes_and_matches_one_process(ranks):
     assert a["rounds"] == b["rounds"] == 3
     assert a["cursor"] == b["cursor"] == 3 * 4  # both read the same 3 rounds of 4 prompts from the stream
     assert a["batch"].mask.any(1).all() and b["batch"].mask.any(1).all()
+    assert a["shared_passes"] > 0 and b["shared_passes"] > 0  # prompts teacher-forced once, outside DDP's hooks
     ref = _one_process_update([a["batch"], b["batch"]], seed=5)
     moved = max((ref["w"][k] - w.tiny_policy().state_dict()[k]).abs().max().item() for k in ref["w"])
     assert moved > 1e-3
     for k in ref["w"]:
-        torch.testing.assert_close(a["w"][k], b["w"][k], atol=0, rtol=0)  # DDP kept the ranks equal
+        torch.testing.assert_close(a["w"][k], b["w"][k], atol=0, rtol=0)  # the averaged gradients kept them equal
+        torch.testing.assert_close(a["w"][k], ref["w"][k], atol=1e-6, rtol=1e-5)
+
+
+def test_update_without_prompt_sharing_goes_through_ddp_and_agrees(ranks):
+    """`rl.share_prompt = false`: the plain pass through DDP's forward and gradient hooks; same update as the
+    shared pass outside DDP (same rows, same seed)."""
+    for rank in ranks:
+        assert rank["unshared"]["shared_passes"] == 0
+        for k, v in rank["unshared"]["w"].items():
+            torch.testing.assert_close(v, rank["fewer"]["w"][k], atol=1e-6, rtol=1e-5)
+
+
+def test_critic_update_with_shared_prompts_over_two_processes_equals_one_process(ranks):
+    a, b = ranks[0]["critic"], ranks[1]["critic"]
+    assert a["shared_passes"] > 0 and b["shared_passes"] > 0
+    ref = w.critic_step(w.critic_inputs())
+    start = w.tiny_policy().state_dict()  # the critic's backbone starts from these weights
+    moved = max((ref["w"][k] - start[k]).abs().max().item() for k in start if k in ref["w"])
+    assert moved > 1e-3
+    # each rank logs its own rows' share of the global token mean, times the world size: they average to it
+    assert (a["loss"] + b["loss"]) / 2 == pytest.approx(ref["loss"], rel=1e-5)
+    for k in ref["w"]:
+        torch.testing.assert_close(a["w"][k], b["w"][k], atol=0, rtol=0)
         torch.testing.assert_close(a["w"][k], ref["w"][k], atol=1e-6, rtol=1e-5)
 
 
