@@ -85,7 +85,8 @@ def step_seed(seed: int, *parts: int) -> int:
 def check_rl_setup(cfg: Config, world: int) -> None:
     """What an RL run needs beyond the config's own ranges, checked before anything is written: sampling at
     a temperature > 0 (greedy rollouts have no log-probs to form a ratio with; greedy evaluation is
-    `train.eval_temperature = 0`), and a prompt batch and minibatch that divide over the `world` processes."""
+    `train.eval_temperature = 0`), a prompt batch and minibatch that divide over the `world` processes, and DDP
+    (not FSDP2) when there are several."""
     checks = [
         (cfg.rollout.temperature > 0, f"rollout.temperature must be > 0 for RL training, got "
                                       f"{cfg.rollout.temperature} (greedy is for evaluation: train.eval_temperature)"),
@@ -93,6 +94,9 @@ def check_rl_setup(cfg: Config, world: int) -> None:
                                                f"multiple of the {world} processes"),
         (cfg.rl.minibatch_size % world == 0, f"rl.minibatch_size = {cfg.rl.minibatch_size} must be a multiple of "
                                              f"the {world} processes"),
+        (world == 1 or cfg.dist.strategy != "fsdp2", "dist.strategy = fsdp2 is not supported for RL training (the "
+                                                     "sampler would call the sharded model a different number of times "
+                                                     "on each process); use ddp"),
     ]
     for ok, message in checks:
         if not ok:
