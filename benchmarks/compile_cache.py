@@ -19,6 +19,8 @@ import subprocess
 import sys
 import tempfile
 
+from output import finish
+
 CHILD = """
 import json, sys, time, torch
 from torch._dynamo.utils import counters
@@ -60,10 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"| {c.get('fxgraph_cache_hit', 0)} / {c.get('fxgraph_cache_miss', 0)} |")
     summary = {"benchmark": "compile_cache", "preset": args.preset, "runs": runs,
                "ratio": round(runs[0]["compile_s"] / runs[1]["compile_s"], 2)}
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(summary, f, indent=2)
-    return summary
+    return finish(summary, args.out)
 
 
 if __name__ == "__main__":

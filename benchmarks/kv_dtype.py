@@ -12,12 +12,12 @@ does), bf16 SDPA over a bf16 cache (query cast to bf16), and fp32 SDPA over a bf
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 
 import torch
 import torch.nn.functional as F
+from output import finish
 
 # (name, batch, heads, cache columns, head dim): tiny and small at batch 64, mid-way through 40 + 128 tokens
 SHAPES = [("tiny", 64, 4, 104, 32), ("small", 64, 5, 104, 64)]
@@ -67,10 +67,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {"benchmark": "kv_dtype", "device": "cpu", "capability": bf16_hw,
                "machine": platform.processor() or platform.machine(), "results": rows,
                "ratio": min(r["ratio"] for r in rows)}
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(summary, f, indent=2)
-    return summary
+    return finish(summary, args.out)
 
 
 if __name__ == "__main__":

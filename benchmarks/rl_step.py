@@ -29,7 +29,6 @@ import argparse
 import contextlib
 import copy
 import dataclasses
-import json
 import platform
 import statistics
 import tempfile
@@ -39,6 +38,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 import transformers
+from output import finish
 from profiling import kernel_seconds
 from transformers import PreTrainedModel
 
@@ -479,10 +479,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.scaling is not None:
         cells = scaling(args.scaling or list(SCALING_PRESETS), tuple(args.scaling_rows))
         summary = {"benchmark": "rl_step_scaling", "threads": torch.get_num_threads(), "cells": cells, "ratio": None}
-        if args.out:
-            with open(args.out, "w") as f:
-                json.dump(summary, f, indent=2)
-        return summary
+        return finish(summary, args.out)
 
     tokenizer = build_tokenizer()
     model = build_policy(tokenizer, layers=args.layers, width=args.width)
@@ -527,10 +524,7 @@ def main(argv: list[str] | None = None) -> dict:
         "fwd_bwd_floor_s": round(floor_s, 4),
         "ratio": min(ratios) if ratios else None,
     }
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(summary, f, indent=2)
-    return summary
+    return finish(summary, args.out)
 
 
 if __name__ == "__main__":

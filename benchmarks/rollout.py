@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.util
-import json
 import math
 import platform
 import time
@@ -35,6 +34,7 @@ from collections.abc import Callable
 
 import torch
 from memory import peak_rss_reset, peak_rss_since
+from output import finish
 from profiling import kernel_seconds
 
 from reasonrl.model.tiny import build_model, num_params
@@ -254,10 +254,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio": min(r["ratio"] for r in fixed),  # headline: equal work, the smallest ratio over presets
         "cpu_ratio": min(r["cpu_ratio"] for r in fixed),
     }
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(summary, f, indent=2)
-    return summary
+    return finish(summary, args.out)
 
 
 if __name__ == "__main__":

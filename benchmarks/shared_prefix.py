@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import platform
 import time
 
 import torch
 from memory import peak_rss_reset, peak_rss_since
+from output import finish
 
 from reasonrl.model.tiny import build_model, num_params
 from reasonrl.model.tokenizer import train_tokenizer
@@ -101,10 +101,7 @@ def main(argv: list[str] | None = None) -> dict:
     summary = {"benchmark": "shared_prefix", "device": "cpu", "machine": platform.processor() or platform.machine(),
                "threads": torch.get_num_threads(), "preset": args.preset, "prompts": args.prompts,
                "samples": args.samples, "new_tokens": args.new_tokens, "rows": rows, "ratio": rows[-1]["ratio"]}
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(summary, f, indent=2)
-    return summary
+    return finish(summary, args.out)
 
 
 if __name__ == "__main__":
