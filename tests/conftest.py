@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 import torch
 
@@ -22,3 +24,15 @@ def tokenizer_dir(tmp_path_factory, world_tokenizer):
     out = tmp_path_factory.mktemp("tokenizer")
     world_tokenizer.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """`free_port()`: a free localhost TCP port, for the rendezvous of the tests' torch.distributed processes."""
+
+    def pick() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    return pick

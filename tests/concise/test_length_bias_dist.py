@@ -4,7 +4,6 @@ length, sums added before dividing), not the average of per-rank ratios. Ranks a
 from __future__ import annotations
 
 import os
-import socket
 import time
 
 import pytest
@@ -43,10 +42,8 @@ def _rank(rank: int, world: int, port: int, out_dir: str) -> None:
     torch.save(stats, os.path.join(out_dir, f"rank{rank}.pt"))
 
 
-def test_two_ranks_give_the_one_process_statistics(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+def test_two_ranks_give_the_one_process_statistics(tmp_path, free_port):
+    port = free_port()
     ctx = mp.start_processes(_rank, args=(2, port, str(tmp_path)), nprocs=2, start_method="fork", join=False)
     deadline = time.monotonic() + TIMEOUT_S
     while not ctx.join(timeout=2):

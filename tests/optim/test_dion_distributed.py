@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
@@ -16,18 +15,12 @@ import _dist_worker as w  # noqa: E402
 from reasonrl.optim.dion import data_parallel_comm_bytes  # noqa: E402
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def ranks(tmp_path_factory) -> list[dict]:
+def ranks(tmp_path_factory, free_port) -> list[dict]:
     out = tmp_path_factory.mktemp("dist")
     w.preload()
     # fork: the children inherit torch as imported here (spawn would re-import it: ~10 s on a busy 2-core box)
-    mp.start_processes(w.run, args=(w.WORLD, _free_port(), str(out)), nprocs=w.WORLD, start_method="fork")
+    mp.start_processes(w.run, args=(w.WORLD, free_port(), str(out)), nprocs=w.WORLD, start_method="fork")
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(w.WORLD)]
 
 

@@ -4,7 +4,6 @@ one-process update. The ranks are forked (tests/train/_rl_dist_worker.py); a han
 
 from __future__ import annotations
 
-import socket
 import sys
 import time
 from pathlib import Path
@@ -21,16 +20,10 @@ from reasonrl.train import ppo, rl  # noqa: E402
 TIMEOUT_S = 300
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def ranks(tmp_path_factory) -> list[dict]:
+def ranks(tmp_path_factory, free_port) -> list[dict]:
     out = tmp_path_factory.mktemp("rl_dist")
-    ctx = mp.start_processes(w.run, args=(w.WORLD, _free_port(), str(out)), nprocs=w.WORLD, start_method="fork",
+    ctx = mp.start_processes(w.run, args=(w.WORLD, free_port(), str(out)), nprocs=w.WORLD, start_method="fork",
                              join=False)
     deadline = time.monotonic() + TIMEOUT_S
     while not ctx.join(timeout=5):
