@@ -167,6 +167,9 @@ class RolloutConfig:
     compile: bool = False
     """torch.compile the built-in engine's decode step (rollout/compiled.py); off: on CPU it does not pay yet
     (docs/benchmarks.md)."""
+    share_prefix: bool = True
+    """With num_samples > 1, keep each prompt's keys and values once and let its samples attend over them
+    (shared-prefix decoding, rollout/fast_step.py; not under `compile`); false copies them to every sample."""
 
 
 @dataclass

@@ -131,7 +131,8 @@ def step_prompts(records: list[dict], state: dict, *, num: int, seed: int) -> li
 def sampling_params(cfg: Config, seed: int) -> SamplingParams:
     r = cfg.rollout
     return SamplingParams(temperature=r.temperature, top_p=r.top_p, top_k=r.top_k, max_new_tokens=r.max_new_tokens,
-                          n=r.num_samples, stop=tuple(r.stop), seed=seed, backend=r.backend, compile=r.compile)
+                          n=r.num_samples, stop=tuple(r.stop), seed=seed, backend=r.backend, compile=r.compile,
+                          share_prefix=None if r.share_prefix else False)
 
 
 def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed: int, reward: Reward

@@ -100,3 +100,13 @@ def test_auto_shares_whenever_a_prompt_has_several_samples(rollout_tokenizer, pr
 def test_share_prefix_with_compile_is_refused():
     with pytest.raises(UserError, match="share_prefix"):
         SamplingParams(n=2, share_prefix=True, compile=True)
+
+
+def test_the_rl_config_switches_it():
+    from reasonrl.config import load_config
+    from reasonrl.train import rl
+
+    assert rl.sampling_params(load_config(None, []), seed=0).share_prefix is None  # auto: on when n > 1
+    assert rl.sampling_params(load_config(None, ["--rollout.share_prefix=false"]), seed=0).share_prefix is False
+    # auto under compile: off, not an error
+    assert rl.sampling_params(load_config(None, ["--rollout.compile=true"]), seed=0).compile
