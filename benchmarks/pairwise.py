@@ -16,8 +16,8 @@
    rollouts; held-out accuracy at the start and the end; offset exploitation = the rate of `Wait,` re-checks on
    prompts with the labeler's offset vs the others, first vs last quarter; the critic's explained variance.
 
-`--reuse` skips stages 1-2 where their outputs exist (the SFT policy, each judge's `eval.json`); a PPO run
-directory that already holds a run is refused by `reasonrl rl` (move it away, or pick other variants).
+`--reuse` skips stages 1-2 where their outputs exist (the SFT policy, each judge's `eval.json`). A judge or PPO run
+directory that already holds a run is refused by `reasonrl rm-train` / `rl` unless `--overwrite` (deletes it).
 
 Prints a table and writes `--out` JSON: `judges: {bt, pairwise, pairwise_swap: {accuracy, consistency, ece, ...}}`
 and, in the full run, `ppo: {bt, pairwise_anchor: {true_quality_start, true_quality_end, ...}}`.
@@ -64,7 +64,7 @@ def train_policy(work: Path, quick: bool) -> Path:
     return run / "final"
 
 
-def train_judges(work: Path, policy: Path, quick: bool, reuse: bool = False) -> dict:
+def train_judges(work: Path, policy: Path, quick: bool, reuse: bool = False, overwrite: bool = False) -> dict:
     out = {}
     size = ["--train.steps=6", "--pairwise.num_train=64", "--pairwise.num_test=64"] if quick else []
     for name, extra in JUDGES.items():
@@ -74,7 +74,8 @@ def train_judges(work: Path, policy: Path, quick: bool, reuse: bool = False) -> 
             continue
         t0 = time.time()
         cli("rm-train", "--config", str(ROOT / "configs" / "pairwise_rm.toml"), f"--model.path={policy}", *extra,
-            *size, f"--log.run_dir={run}", "--log.progress=false", log=work / f"rm_{name}.log")
+            *size, f"--log.run_dir={run}", "--log.progress=false", *(["--overwrite"] if overwrite else []),
+            log=work / f"rm_{name}.log")
         out[name] = {**json.loads((run / "eval.json").read_text()), "seconds": round(time.time() - t0, 1)}
     return out
 
@@ -89,7 +90,7 @@ PPO_VARIANTS = {  # name -> rl overrides (the judge path is added); the critic s
 }
 
 
-def run_ppo(work: Path, policy: Path, steps: int, names: list[str], seed: int = 0) -> dict:
+def run_ppo(work: Path, policy: Path, steps: int, names: list[str], seed: int = 0, overwrite: bool = False) -> dict:
     out = {}
     for name in names:
         judge = work / ("rm_bt" if name == "bt" else "rm_pairwise_swap") / "judge"
@@ -97,7 +98,8 @@ def run_ppo(work: Path, policy: Path, steps: int, names: list[str], seed: int = 
         run = work / (f"ppo_{name}" if seed == 0 else f"ppo_{name}_seed{seed}")
         t0 = time.time()
         cli("rl", "--config", str(ROOT / "configs" / "pairwise_ppo.toml"), f"--model.path={policy}", *extra,
-            f"--train.steps={steps}", f"--log.run_dir={run}", "--log.progress=false", log=work / f"ppo_{name}.log")
+            f"--train.steps={steps}", f"--log.run_dir={run}", "--log.progress=false",
+            *(["--overwrite"] if overwrite else []), log=Path(f"{run}.log"))
         rows = metrics(run)
         evals = [m for m in rows if "heldout_acc" in m]
         steps_ = [m for m in rows if "reward" in m]
@@ -141,6 +143,7 @@ def main() -> None:
                     help=f"comma-separated, of {', '.join(PPO_VARIANTS)}")
     ap.add_argument("--ppo-seed", type=int, default=0, help="train.seed of the PPO runs (run dirs get _seed<N>)")
     ap.add_argument("--reuse", action="store_true", help="keep the SFT policy and judges already in the work dir")
+    ap.add_argument("--overwrite", action="store_true", help="replace judge and PPO runs already in the work dir")
     ap.add_argument("--quick", action="store_true", help="micro policy and judges, a few steps, no PPO")
     ap.add_argument("--out", default="")
     ap.add_argument("--work-dir", default=str(ROOT / "runs" / "pairwise_bench"))
@@ -152,7 +155,7 @@ def main() -> None:
     work = Path(args.work_dir) / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)
     policy = Path(args.policy) if args.policy else train_policy(work, args.quick)
-    judges = train_judges(work, policy, args.quick, reuse=args.reuse)
+    judges = train_judges(work, policy, args.quick, reuse=args.reuse, overwrite=args.overwrite)
     plot = reliability_plot(work, judges)
     print(f"\njudges (held-out pairs, both orders; reliability plot: {plot})")
     print(f"{'judge':<15}{'accuracy':>10}{'consistency':>13}{'ece':>8}{'mean P(A>B)':>13}{'true acc':>10}")
@@ -162,7 +165,7 @@ def main() -> None:
     result = {"judges": {k: {kk: vv for kk, vv in v.items() if kk != "bins"} for k, v in judges.items()},
               "policy": str(policy), "quick": args.quick}
     if not args.quick:
-        ppo = run_ppo(work, policy, args.ppo_steps, variants, seed=args.ppo_seed)
+        ppo = run_ppo(work, policy, args.ppo_steps, variants, seed=args.ppo_seed, overwrite=args.overwrite)
         print(f"\nPPO, {args.ppo_steps} steps (first -> last quarter of the rollouts; held-out accuracy start -> end)")
         print(f"{'reward':<23}{'true quality':>18}{'held-out acc':>18}{'recheck offset':>18}{'recheck other':>18}"
               f"{'explained var':>18}")
