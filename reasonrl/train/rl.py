@@ -412,13 +412,21 @@ def _finite_everywhere(loss: torch.Tensor) -> bool:
     return dist.all_reduce_sum(bad).item() == 0
 
 
+def trained_rows(batch: Batch) -> Batch:
+    """The rows that are responses of this step: all but the masked stand-in group a process without a kept group
+    trains on (`grpo.collect`; a real response has at least one sampled token, so its mask is not all False)."""
+    real = batch.mask.any(dim=1)
+    return batch if bool(real.all()) else batch.rows(real.nonzero()[:, 0])
+
+
 def rollout_stats(batch: Batch) -> dict:
-    """Reward, accuracy and length diagnostics of the rows this process holds, summed over processes."""
+    """Reward, accuracy and length diagnostics of this step's responses (`trained_rows`), summed over processes."""
+    batch = trained_rows(batch)
     n = global_count(torch.ones(batch.size))
     lengths = batch.lengths.float()
     max_len = dist.all_gather_object(int(lengths.max()) if batch.size else 0)
-    return {"reward": global_count(batch.scores) / n, "acc": global_count(batch.correct) / n,
-            "resp_len": global_count(lengths) / n, "resp_len_max": max(max_len), "num_responses": int(n)}
+    return {"reward": global_count(batch.scores) / max(n, 1.0), "acc": global_count(batch.correct) / max(n, 1.0),
+            "resp_len": global_count(lengths) / max(n, 1.0), "resp_len_max": max(max_len), "num_responses": int(n)}
 
 
 def advantage_stats(batch: Batch) -> dict:
@@ -432,6 +440,7 @@ def advantage_stats(batch: Batch) -> dict:
 def length_bias_stats(batch: Batch) -> dict:
     """Concise RL's length-bias diagnostics (`algo.length_bias`) over all processes' rows: quartile edges from
     every length, sums added up before dividing."""
+    batch = trained_rows(batch)
     all_lengths = [n for part in dist.all_gather_object(batch.lengths.tolist()) for n in part]
     edges = quartile_edges(torch.tensor(all_lengths))
     sums = length_bias_sums(batch.lengths, batch.correct, batch.scores, batch.advantages, batch.mask, edges=edges)
@@ -453,7 +462,7 @@ def step_record(state: dict, batch: Batch, stats: dict, *, lr: float, t0: float,
     update statistics, learning rate, generated tokens per second and the time split: sampling
     (`time_rollout`), verifying and rewarding (`time_score`, from `stats`), training (`time_train`)."""
     state["step"] += 1
-    state["tokens_seen"] += int(global_count(batch.attention_mask))
+    state["tokens_seen"] += int(global_count(trained_rows(batch).attention_mask))
     stats = dict(stats)
     reward_means = reward_stat_means(stats.pop("reward_stats", {}))
     stats["num_truncated"] = int(global_count(torch.tensor([float(stats.get("num_truncated", 0))])))

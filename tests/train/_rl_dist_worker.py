@@ -120,7 +120,8 @@ def _collect_and_update(informative, seed: int, *overrides: str) -> dict:
     stats = rl.policy_update(model, opt, batch, cfg, seed=seed)
     return {"batch": batch, "cursor": state["prompt_cursor"], "rounds": info["sample_rounds"],
             "w": {k: v.clone() for k, v in dist.unwrap(model).state_dict().items()}, "loss": stats["policy_loss"],
-            "reward_means": rl.reward_stat_means(info["reward_stats"]), "shared_passes": SHARED_PASSES["n"] - before}
+            "reward_means": rl.reward_stat_means(info["reward_stats"]), "shared_passes": SHARED_PASSES["n"] - before,
+            "stats": {**rl.rollout_stats(batch), **rl.length_bias_stats(batch)}}
 
 
 def critic_inputs(rank: int | None = None) -> rl.Batch:

@@ -105,6 +105,10 @@ def test_rank_with_no_group_trains_on_nothing_and_matches_one_process(ranks):
     assert a["rounds"] == b["rounds"] == 3 and a["cursor"] == b["cursor"] == 12
     assert b["batch"].size == w.G and not b["batch"].mask.any()  # a masked group: it trains on nothing
     ref = _one_process_update([a["batch"]], seed=6)  # so the update is rank 0's groups alone
+    # and the step's statistics are those of rank 0's responses: rank 1's stand-in group is not a response
+    whole = {**rl.rollout_stats(a["batch"]), **rl.length_bias_stats(a["batch"])}
+    assert whole["num_responses"] == 2 * w.G
+    assert a["stats"] == pytest.approx(whole, nan_ok=True) and b["stats"] == pytest.approx(whole, nan_ok=True)
     for k in ref["w"]:
         torch.testing.assert_close(a["w"][k], b["w"][k], atol=0, rtol=0)
         torch.testing.assert_close(a["w"][k], ref["w"][k], atol=1e-6, rtol=1e-5)
