@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from reasonrl.rollout.sampler import SamplingParams
 
 
-
 @dataclass
 class Decoded:
     """What the loop produced after each row's context (prompt + prefix); rows are in output order."""
