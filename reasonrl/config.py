@@ -357,6 +357,10 @@ class PairwiseConfig:
     """Record field holding the reference answer (the synthetic world's gold response is `response`)."""
     best_of_n: int = 4
     """`best_of_n` anchor: reference-policy samples per prompt (sampled once per prompt, then cached)."""
+    num_anchors: int = 1
+    """`sample` anchor: judge each response against this many other samples of its prompt and average s over them
+    (notes B.6 leave open "whether multiple anchors are averaged"; 1 = one anchor). Needs rollout.num_samples >
+    num_anchors; the other anchors are one per prompt."""
     debias: bool = True
     """`pairwise` reward: s = 1/2 (p(y > y*) + 1 - p(y* > y)) (both orders in one forward pass); False: p(y > y*)."""
     center: bool = True

@@ -30,6 +30,8 @@ from reasonrl.pairwise.judges import BradleyTerryJudge, Judge, load_judge
 from reasonrl.pairwise.world import has_recheck, prompt_offset
 from reasonrl.reward.base import Responses, Scored
 
+ANCHOR_SEPARATOR = "\n\n"  # between the anchors a critic reads when a response has several (`num_anchors`)
+
 
 def anchor_scores(judge: Judge, prompts: Sequence[str], ys: Sequence[str], anchors: Sequence[str], *,
                   debias: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -44,18 +46,19 @@ def anchor_scores(judge: Judge, prompts: Sequence[str], ys: Sequence[str], ancho
     return torch.as_tensor(metrics.debiased_score(p_ya, p_ay)), p_ya, p_ay
 
 
-def sibling_anchors(texts: Sequence[str], group: torch.Tensor) -> list[str]:
-    """Self-play anchors: each sample is judged against the next sample of its own prompt (cyclically); the
-    samples are i.i.d., so this is a random policy sample. Every prompt needs at least two samples."""
+def sibling_anchors(texts: Sequence[str], group: torch.Tensor, k: int = 1) -> list[list[str]]:
+    """Self-play anchors: each sample is judged against the next `k` samples of its own prompt (cyclically); the
+    samples are i.i.d., so these are random policy samples. Every prompt needs at least k + 1 samples."""
     members: dict[int, list[int]] = {}
     for i, g in enumerate(group.tolist()):
         members.setdefault(g, []).append(i)
-    out = [""] * len(texts)
+    out: list[list[str]] = [[] for _ in texts]
     for rows in members.values():
-        if len(rows) < 2:
-            raise UserError("pairwise.anchor = 'sample' needs rollout.num_samples >= 2 (the anchor is a sibling)")
-        for k, i in enumerate(rows):
-            out[i] = texts[rows[(k + 1) % len(rows)]]
+        if len(rows) < k + 1:
+            raise UserError(f"pairwise.anchor = 'sample' with pairwise.num_anchors = {k} needs rollout.num_samples "
+                            f">= {k + 1} (the anchors are other samples of the same prompt)")
+        for pos, i in enumerate(rows):
+            out[i] = [texts[rows[(pos + j) % len(rows)]] for j in range(1, k + 1)]
     return out
 
 
@@ -108,6 +111,9 @@ def build(cfg: Config, *, tokenizer=None, device=None):
     judge = load_judge(pw.judge_path, device=device, batch_size=pw.judge_batch_size)
     if pw.anchor == "none" and not isinstance(judge, BradleyTerryJudge):
         raise UserError("pairwise.anchor = 'none' (a scalar reward) needs a Bradley-Terry judge (pairwise.judge=bt)")
+    if pw.num_anchors < 1 or (pw.num_anchors > 1 and pw.anchor != "sample"):
+        raise UserError(f"pairwise.num_anchors = {pw.num_anchors}: must be >= 1, and above 1 only with "
+                        "pairwise.anchor = 'sample' (the other anchors are one per prompt)")
     best_of_n = BestOfN(cfg, judge, tokenizer, device) if pw.anchor == "best_of_n" else None
 
     def reward(responses: Responses) -> Scored:
@@ -121,12 +127,17 @@ def build(cfg: Config, *, tokenizer=None, device=None):
             scores = pw.scale * s
         else:
             if pw.anchor == "reference":
-                anchors = reference_anchors(responses.records, pw.anchor_field)
+                sets = [[a] for a in reference_anchors(responses.records, pw.anchor_field)]
             elif pw.anchor == "sample":
-                anchors = sibling_anchors(responses.texts, responses.group)
+                sets = sibling_anchors(responses.texts, responses.group, k=pw.num_anchors)
             else:
-                anchors = best_of_n(responses)
-            s, p_ya, p_ay = anchor_scores(judge, prompts, responses.texts, anchors, debias=pw.debias)
+                sets = [[a] for a in best_of_n(responses)]
+            k = pw.num_anchors  # s(y) = mean over its k anchors, all pairs in one batched judge call
+            s, p_ya, p_ay = anchor_scores(judge, [p for p in prompts for _ in range(k)],
+                                          [y for y in responses.texts for _ in range(k)],
+                                          [a for anchor_set in sets for a in anchor_set], debias=pw.debias)
+            s = s.view(-1, k).mean(dim=1)
+            anchors = [ANCHOR_SEPARATOR.join(anchor_set) for anchor_set in sets]  # what the critic reads
             scores = pw.scale * (s - 0.5 if pw.center else s)
             stats["beats_anchor"] = (s > 0.5).double().mean().item()
             if p_ay is not None:

@@ -80,9 +80,38 @@ def test_uncentred_single_order_reward(judge_dirs):
 def test_sibling_anchors_pair_samples_of_one_prompt():
     # groups [0, 0, 1, 1, 1]: each sample's anchor is the next sample of its own prompt, cyclically
     out = sibling_anchors(["a", "b", "c", "d", "e"], torch.tensor([0, 0, 1, 1, 1]))
-    assert out == ["b", "a", "d", "e", "c"]
+    assert out == [["b"], ["a"], ["d"], ["e"], ["c"]]
     with pytest.raises(UserError, match="num_samples >= 2"):
         sibling_anchors(["a", "b"], torch.tensor([0, 1]))
+    # k = 2: the next two samples of the prompt, cyclically; a prompt with 2 samples has only one other
+    assert sibling_anchors(["c", "d", "e"], torch.tensor([1, 1, 1]), k=2) == [["d", "e"], ["e", "c"], ["c", "d"]]
+    with pytest.raises(UserError, match="num_samples >= 3"):
+        sibling_anchors(["a", "b", "c", "d", "e"], torch.tensor([0, 0, 1, 1, 1]), k=2)
+
+
+def test_several_sibling_anchors_average_the_debiased_score(monkeypatch):
+    """`pairwise.num_anchors = 2` (notes B.6: "whether multiple anchors are averaged"): s(y) is the mean of
+    s(y, a) over its two sibling anchors, each debiased over both orders of the BiasedJudge; the critic reads
+    both anchors."""
+    monkeypatch.setattr("reasonrl.pairwise.reward.load_judge", lambda *a, **k: BiasedJudge())
+    texts = [TEXTS[0], TEXTS[1], REC["response"]]  # q = 0.5, 0, 1
+    cfg = load_config(None, ["--reward.kind=pairwise", "--pairwise.judge_path=stub", "--pairwise.anchor=sample",
+                             "--pairwise.num_anchors=2", "--pairwise.scale=1.0", "--pairwise.center=false"])
+    scored = build_reward(cfg)(_responses(texts))
+    q = [0.5, 0.0, 1.0]
+
+    def s(a, b):  # debiased score of a against b: 1/2 (sigmoid(qa - qb + 0.7) + 1 - sigmoid(qb - qa + 0.7))
+        sig = torch.sigmoid(torch.tensor([q[a] - q[b] + 0.7, q[b] - q[a] + 0.7], dtype=torch.float64))
+        return 0.5 * (sig[0] + 1 - sig[1]).item()
+
+    want = [(s(0, 1) + s(0, 2)) / 2, (s(1, 2) + s(1, 0)) / 2, (s(2, 0) + s(2, 1)) / 2]
+    assert scored.scores.tolist() == pytest.approx(want, abs=1e-6)
+    assert want[2] > want[0] > want[1]  # the order of the hidden quality
+    assert scored.critic_context == [TEXTS[1] + "\n\n" + REC["response"], REC["response"] + "\n\n" + TEXTS[0],
+                                     TEXTS[0] + "\n\n" + TEXTS[1]]
+    with pytest.raises(UserError, match="num_anchors"):
+        build_reward(load_config(None, ["--reward.kind=pairwise", "--pairwise.judge_path=stub",
+                                        "--pairwise.num_anchors=2"]))  # the reference anchor is one per prompt
 
 
 def test_scalar_bradley_terry_mode(judge_dirs):
