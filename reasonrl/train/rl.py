@@ -335,6 +335,7 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
     In Dion's data-parallel mode the policy is not DDP-wrapped, so gradients are local and clipping syncs the norm."""
     rl, world = cfg.rl, dist.world_size()
     local_grads = dion_data_parallel(cfg)
+    model = training_module(policy, cfg)  # the module the passes run (DDP's bare one when prompts are shared)
     policy.eval()  # no dropout: on fresh data the ratio to the sampler's log-probs is 1
     acc: dict[str, list[float]] = {}
     skipped = 0
@@ -343,7 +344,6 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
         num_tokens = global_count(mb.mask)
         num_seqs = global_count(mb.mask.any(dim=1))
         p = shareable_prompt_len(mb, cfg)
-        model = training_module(policy, cfg)
         logp, entropy = sequence_logprobs(model, mb.input_ids, mb.attention_mask, prompt_len=p,
                                           temperature=cfg.rollout.temperature, return_entropy=True)
         loss, stats = policy_loss(logp, mb.old_logp, mb.advantages, mb.mask, clip_low=rl.clip_low,
@@ -386,12 +386,12 @@ def critic_update(critic, optimizer, batch: Batch, cfg: Config, *, seed: int) ->
     """Value regression on `batch.returns` over minibatches (values from `critic_values`: the critic's own input
     when the batch has one); returns mean value loss / explained variance."""
     world = dist.world_size()
+    model = training_module(critic, cfg)
     critic.eval()  # no dropout, as in the policy update
     acc: dict[str, list[float]] = {}
     for idx in minibatches(batch.size, cfg, seed):
         mb = minibatch_rows(batch, idx)
         num_tokens = global_count(mb.mask)
-        model = training_module(critic, cfg)
         values = critic_values(model, mb, cfg)
         loss, stats = value_loss(values, mb.old_values, mb.returns, mb.mask, clip=cfg.rl.value_clip or None,
                                  agg="token-mean", num_tokens=num_tokens)
