@@ -24,6 +24,7 @@ from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
 from reasonrl.model.tiny import num_params
 from reasonrl.reward import Reward, build_reward
+from reasonrl.reward.check import dry_run
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
 from reasonrl.train import rl
@@ -92,6 +93,7 @@ def train(cfg: Config) -> dict:
     policy.to(device).train()
     train_records = load_split(cfg.data, "train")
     reward = build_reward(cfg, tokenizer=tokenizer, device=dist.device())
+    dry_run(reward, train_records, cfg, tokenizer=tokenizer)  # a reward that fails on the data stops here
     test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
 
     policy, optimizer = policy_and_optimizer(policy, cfg)

@@ -26,6 +26,7 @@ from reasonrl.eval.evaluate import heldout_accuracy
 from reasonrl.model.tiny import num_params
 from reasonrl.model.value import load_value_model, value_model_from_policy
 from reasonrl.reward import build_reward
+from reasonrl.reward.check import dry_run
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
 from reasonrl.train import rl
@@ -79,6 +80,7 @@ def train(cfg: Config) -> dict:
     critic.to(device).train()
     train_records = load_split(cfg.data, "train")
     reward = build_reward(cfg, tokenizer=tokenizer, device=device)
+    dry_run(reward, train_records, cfg, tokenizer=tokenizer)  # a reward that fails on the data stops here
     test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
 
     policy, optimizer = policy_and_optimizer(policy, cfg)

@@ -78,6 +78,11 @@ CASES = [
      "data: prompt long_prompt:1 has 2804 tokens"),
     ("rl_empty_jsonl", ["rl", "--overwrite", "--data.source={f:empty.jsonl}"], "empty.jsonl: no records"),
     ("rl_no_answer", ["rl", "--overwrite", "--data.source={f:no_answer.jsonl}"], "missing required field 'answer'"),
+    # a reward that fails on the data: the dry call (reward/check.py) stops it before the old run is touched
+    ("rl_process_reward_on_plain_records", ["rl", "--overwrite", "--reward.kind=process",
+                                            "--data.source={f:good.jsonl}"], "has no 'task' field"),
+    ("grpo_process_reward_on_plain_records", ["rl", "--overwrite", "--rl.algo=grpo", "--reward.kind=process",
+                                              "--data.source={f:good.jsonl}"], "has no 'task' field"),
     ("eval_empty_jsonl", ["eval", "--model", "{model}", "--data", "{f:empty.jsonl}"], "empty.jsonl: no records"),
     ("eval_blank_jsonl", ["eval", "--model", "{model}", "--data", "{f:blank.jsonl}"], "blank.jsonl: no records"),
     ("eval_no_answer", ["eval", "--model", "{model}", "--data", "{f:no_answer.jsonl}"],
