@@ -85,7 +85,7 @@ def build_judge(cfg: Config) -> GenerativeJudge | BradleyTerryJudge:
         return BradleyTerryJudge(value_model_from_policy(model), tokenizer, max_length=pw.max_length,
                                  batch_size=pw.judge_batch_size)
     return GenerativeJudge(model, tokenizer, template=pw.template, yes=pw.yes, no=pw.no, max_length=pw.max_length,
-                           batch_size=pw.judge_batch_size)
+                           batch_size=pw.judge_batch_size, principle=pw.principle)
 
 
 def generative_loss(judge: GenerativeJudge, rows: list[Example], *, over: str = "pair") -> tuple[torch.Tensor, dict]:
