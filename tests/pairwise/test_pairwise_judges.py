@@ -101,3 +101,17 @@ def test_principle_goes_into_the_judge_input(tmp_path, micro, world_tokenizer):
     assert load_judge(tmp_path / "judge", principle="Shorter is better.").principle == "Shorter is better."
     with pytest.raises(UserError, match=r"pairwise.template"):
         GenerativeJudge(micro, world_tokenizer, template="{principle} {prompt} {a} {b} {rubric}")
+
+
+def test_evaluate_judge_keeps_both_probabilities_of_every_pair():
+    from reasonrl.pairwise.metrics import swap_consistency
+    from reasonrl.pairwise.rm_train import evaluate_judge
+
+    judge = OracleJudge(lambda prompt, y: float(len(y)), scale=1.0)  # longer is better: sigmoid(len difference)
+    pairs = [{"prompt": "p", "chosen": "aaa", "rejected": "a"}, {"prompt": "p", "chosen": "b", "rejected": "bb"}]
+    report = evaluate_judge(judge, pairs, num_bins=2)
+    # sigmoid(3 - 1) = 0.880797 and sigmoid(1 - 2) = 0.268941, each with its swapped twin
+    assert report["per_pair"]["p_chosen_first"] == pytest.approx([0.880797, 0.268941], abs=1e-6)
+    assert report["per_pair"]["p_rejected_first"] == pytest.approx([0.119203, 0.731059], abs=1e-6)
+    assert report["consistency"] == swap_consistency(torch.tensor(report["per_pair"]["p_chosen_first"]),
+                                                     torch.tensor(report["per_pair"]["p_rejected_first"]))
