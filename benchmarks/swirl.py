@@ -24,6 +24,7 @@ transfer), paired per held-out question and seed (reasonrl.eval.verdicts).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
 from pathlib import Path
 
@@ -164,8 +165,11 @@ def main() -> None:
             if results["data"][task][name]["steps"] == 0:
                 continue
             d = work / f"data_{task}"
+            # the models' dirs name their data (its hash): models trained on data from another judge, noise or
+            # base (e.g. before the local process judge of issue 23) are never reused for these
+            data_tag = hashlib.sha256((d / f"sft_{name}.jsonl").read_bytes()).hexdigest()[:8]
             for seed in seeds:
-                tag = f"_s{seed}" if seed else ""
+                tag = f"_{data_tag}" + (f"_s{seed}" if seed else "")
                 sft_dir = work / f"sft_{task}_{name}{tag}"
                 final = sft_dir / "final" if (sft_dir / "final").is_dir() else sft(
                     s, sft_dir, d / f"sft_{name}.jsonl", base, task, s["sft_steps"], 3e-4, seed=seed)
