@@ -95,14 +95,17 @@ class GenerativeJudge:
     """P(YES) / (P(YES) + P(NO)) at the next token after `template` filled with (principle, prompt, a, b).
 
     The principle is the seed's "principle + response pair" input (notes B.3 [S], one third-party note): a text
-    stating what makes a response better, placed where the template says `{principle}` (a template without the
-    field ignores it)."""
+    stating what makes a response better, placed where the template says `{principle}` (a principle with a
+    template that has no such field is a UserError)."""
 
     kind = "generative"
 
     def __init__(self, model, tokenizer, *, template: str = DEFAULT_TEMPLATE, yes: str = "YES", no: str = "NO",
                  max_length: int | None = None, batch_size: int = 64, principle: str = ""):
         check_template(template)
+        if principle and "{principle}" not in template:
+            raise UserError(f"pairwise.principle is set but pairwise.template {template!r} has no {{principle}} to "
+                            "put it in (a judge saved before issue 23 keeps its template: retrain it to add one)")
         self.model, self.tokenizer, self.template, self.principle = model, tokenizer, template, principle
         self.yes, self.no, self.max_length, self.batch_size = yes, no, max_length, batch_size
         self.yes_id = first_token(tokenizer, yes, "pairwise.yes")

@@ -101,6 +101,8 @@ def test_principle_goes_into_the_judge_input(tmp_path, micro, world_tokenizer):
     assert load_judge(tmp_path / "judge", principle="Shorter is better.").principle == "Shorter is better."
     with pytest.raises(UserError, match=r"pairwise.template"):
         GenerativeJudge(micro, world_tokenizer, template="{principle} {prompt} {a} {b} {rubric}")
+    with pytest.raises(UserError, match=r"pairwise.principle is set but pairwise.template .* has no \{principle\}"):
+        GenerativeJudge(micro, world_tokenizer, template="{prompt} {a} {b}", principle=principle)
 
 
 def test_evaluate_judge_keeps_both_probabilities_of_every_pair():
