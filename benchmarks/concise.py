@@ -16,7 +16,9 @@
    with the standard error over problems (`eval.compare`).
 `--out F.json`: `bandit` (list of {lam, p, loss, critic, length_start, length_end}), and with the LM part
 `phase1`, `phase2` {length_before, length_after, acc_before, acc_after, acc_stderr}, `phase2_grpo`, `ratio` =
-phase-2 PPO length_after / length_before.
+phase-2 PPO length_after / length_before; `claims` (reasonrl.eval.verdicts): the bandit's length drift at lambda
+0.95 paired by seed, and phase 2 against its start paired per held-out problem (length; accuracy kept within
+`--acc-margin`).
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ import time
 from pathlib import Path
 
 import torch
+from output import finish
 
 from reasonrl.concise.bandit import BanditConfig, run_bandit
 from reasonrl.eval.compare import compare_rows, load_evals
 from reasonrl.eval.report import print_rows
+from reasonrl.eval.verdicts import claim, paired_comparison
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_ARGS = ["--data", "synthetic", "--data.difficulty=2", "--num-samples", "4", "--rollout.temperature=0.6",
@@ -153,6 +157,7 @@ def tiny_lm(work: Path, args) -> dict:
     cli_together(jobs)
     evs = evaluate(work, {f"phase2_{a}{tag}": work / f"phase2_{a}{tag}" / "final" for a in ("ppo", "grpo")},
                    args.eval_examples)
+    out["claims"] = phase2_claims(ev_p1, evs[0], margin=args.acc_margin)
     for algo, ev in zip(("ppo", "grpo"), evs, strict=True):
         run = work / f"phase2_{algo}{tag}"
         key = "phase2" if algo == "ppo" else "phase2_grpo"
@@ -166,6 +171,57 @@ def tiny_lm(work: Path, args) -> dict:
             {"stage": "phase 2 GRPO", **_row(out["phase2_grpo"])}]
     print_rows(f"tiny LM: held-out difficulty 2, {args.eval_examples} problems x 4 samples at T = 0.6", rows)
     return out
+
+
+PAPER = "Concise RL (arXiv 2504.05185)"
+
+
+def per_problem(eval_dir: Path) -> dict[str, tuple[float, float]]:
+    """{problem id: (accuracy over its samples, mean length)} from a `reasonrl eval` directory's samples.jsonl."""
+    by: dict[str, list[dict]] = {}
+    for line in (eval_dir / "samples.jsonl").read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            by.setdefault(str(row["problem_id"]), []).append(row)
+    return {k: (sum(r["correct"] for r in v) / len(v), sum(r["length"] for r in v) / len(v)) for k, v in by.items()}
+
+
+def bandit_claims(rows: list[dict], lam: float = 0.95) -> list[dict]:
+    """The sign of the length drift under lambda < 1 (notes A.2 [S]), paired by seed (start and end of each seed's
+    run): the paper's per-sequence token-mean loss and a critic that is not trained (c = 0, so r - c = r)."""
+    out = []
+    for p, expect, text in ((0.05, "greater", "with lambda < 1, PPO lengthens responses when rewards are mostly "
+                                              "negative (bandit, p = 0.05)"),
+                            (0.9, "less", "with lambda < 1, PPO shortens responses when rewards are mostly positive "
+                                          "(bandit, p = 0.9)")):
+        (cell,) = [r for r in rows if r["lam"] == lam and r["p"] == p and r["loss"] == "seq-mean-token-mean"
+                   and r["critic"] == "zero"]
+        ends = cell["length_end_seeds"]
+        out.append(claim(PAPER, text, paired_comparison([cell["length_start"]] * len(ends), ends, expect=expect),
+                         paper_value="no number; notes A.2 [S]: lambda < 1 favours shorter responses when r > 0 and "
+                                     "longer when r < 0",
+                         setting=f"geometric-stopping bandit, lambda {lam}, zero critic, E[T] start -> end; "
+                                 f"pairs = {len(ends)} seed(s)"))
+    return out
+
+
+def phase2_claims(before: Path, after: Path, *, margin: float) -> list[dict]:
+    """Phase 2 against its start on the same held-out problems (pairs = problems): mean length per problem, and
+    accuracy per problem (an equality claim within `margin`)."""
+    a, b = per_problem(before), per_problem(after)
+    ids = sorted(set(a) & set(b))
+    length = paired_comparison([a[i][1] for i in ids], [b[i][1] for i in ids], expect="less")
+    setting = f"tiny LM, {len(ids)} held-out difficulty-2 problems x 4 samples at T 0.6; pairs = problems"
+    return [
+        claim(PAPER, "phase-2 PPO on a few solvable problems shortens held-out responses (ours: relative change; "
+                     "interval: per-problem token difference)", length, ours=length.mean_b / length.mean_a - 1,
+              paper_value="-54% (R1-1.5B, average of 4 benchmarks, 6848 -> 3119 tokens) [C]; -40% (R1-7B) [C]",
+              setting=setting),
+        claim(PAPER, f"phase-2 PPO keeps held-out accuracy (within {margin:g})",
+              paired_comparison([a[i][0] for i in ids], [b[i][0] for i in ids], expect="equal", margin=margin),
+              paper_value="+1.4 points (R1-1.5B average 57.0 -> 58.4) [C]; +0.5 (R1-7B, 71.6 -> 72.1) [C]",
+              setting=setting),
+    ]
 
 
 def _row(s: dict) -> dict:
@@ -224,22 +280,28 @@ def main() -> None:
     ap.add_argument("--phase2-steps", type=int, default=24)
     ap.add_argument("--eval-examples", type=int, default=100)
     ap.add_argument("--phase2-seed", type=int, default=0, help="train.seed of phase 2 (reuses the earlier stages)")
+    ap.add_argument("--acc-margin", type=float, default=0.05,
+                    help="the largest per-problem accuracy change that still counts as 'accuracy kept' (claims)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t = time.perf_counter()
     steps, seeds = (60, 1) if args.quick else (args.bandit_steps, args.seeds)
     result: dict = {"bandit": bandit(steps, seeds), "bandit_steps": steps, "bandit_seeds": seeds}
     print_bandit(result["bandit"])
+    claims = bandit_claims(result["bandit"])
     if not args.quick:
         result.update(tiny_lm(Path(args.work_dir), args))
+        claims += result.pop("claims")
         print(f"\nratio (phase-2 PPO held-out length after / before): {result['ratio']:.3f}")
+    result["claims"] = claims
+    print("\nclaims:")
+    for c in claims:
+        print(f"  {c['verdict']:<15} {c['claim']}: {c['ours']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]")
     result["seconds"] = time.perf_counter() - t
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        tmp.replace(out)
+        finish(result, str(out))
         plot(result, out.with_suffix(".png"))
         print(f"-> {out}, {out.with_suffix('.png')}")
 

@@ -31,9 +31,11 @@ from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
+from output import finish
 
 from reasonrl import dist
 from reasonrl.config import OptimConfig
+from reasonrl.eval.verdicts import claim, paired_comparison
 from reasonrl.model.tiny import build_model, num_params
 from reasonrl.model.tokenizer import train_tokenizer
 from reasonrl.optim import build_optimizer, split_param_groups
@@ -82,8 +84,8 @@ def batches(train: dict, args) -> list[dict]:
     return [{k: v[order[i * args.batch : (i + 1) * args.batch]] for k, v in train.items()} for i in range(args.steps)]
 
 
-def train_one(cfg: OptimConfig, tokenizer, data: list[dict], held_out: dict, args) -> dict:
-    model = build_model(args.preset, tokenizer, seed=0)
+def train_one(cfg: OptimConfig, tokenizer, data: list[dict], held_out: dict, args, seed: int = 0) -> dict:
+    model = build_model(args.preset, tokenizer, seed=seed)
     opt = build_optimizer(model, cfg)
     sched = build_scheduler(opt, cfg, args.steps)
     losses, elapsed, step_times = [], [], []
@@ -193,6 +195,38 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+PAPER = "Dion (arXiv 2504.05295)"
+
+
+def claims(by_seed: list[dict], *, margin: float) -> list[dict]:
+    """Paired by seed (each seed: its own initial weights and batch order, the same for every method)."""
+    def per_seed(name: str, key: str) -> list[float]:
+        return [runs[name][key] for runs in by_seed]
+
+    n = len(by_seed)
+    loss = f"held-out loss, tiny Llama on the synthetic world; pairs = {n} seed(s)"
+    return [
+        claim(PAPER, f"Dion at rank fraction 1/4 matches full-rank Dion (held-out loss within {margin:g})",
+              paired_comparison(per_seed("dion 1", "eval_loss"), per_seed("dion 1/4", "eval_loss"), expect="equal",
+                                margin=margin),
+              paper_value="rank_fraction 0.25 'achieves nearly equivalent performance as full-rank' at 3B "
+                          "(official README; dion-muon.md 1.9)", setting=loss),
+        claim(PAPER, f"full-rank Dion matches Muon's held-out loss at equal steps (within {margin:g})",
+              paired_comparison(per_seed("muon", "eval_loss"), per_seed("dion 1", "eval_loss"), expect="equal",
+                                margin=margin),
+              paper_value="Dion beats Muon in wall-clock to target loss at 3B (v2 Fig. 1); full rank is not exactly "
+                          "Muon (dion-muon.md 1.1, verified)", setting=loss),
+        claim(PAPER, "Dion (full rank) reaches a lower held-out loss than AdamW at equal steps",
+              paired_comparison(per_seed("adamw", "eval_loss"), per_seed("dion 1", "eval_loss"), expect="less"),
+              paper_value="2-3x training efficiency over AdamW at 3B (v2 Section 5.4, Fig. 1)", setting=loss),
+        claim(PAPER, "low-rank Dion (1/16) takes less optimizer-step time than Muon",
+              paired_comparison(per_seed("muon", "opt_step_ms"), per_seed("dion 1/16", "opt_step_ms"), expect="less"),
+              paper_value="faster per step at large matrices (2048^2 and up, H100; v3 Fig. 1); at small scale Dion "
+                          "can be slower than Muon (MSR blog, secondary)",
+              setting=f"median opt.step() ms on this shared CPU, tiny matrices; pairs = {n} seed(s)"),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="40 steps, batch 8 (under a minute on an idle machine)")
@@ -206,7 +240,11 @@ def main() -> None:
     ap.add_argument("--num-eval", type=int, default=128)
     ap.add_argument("--lr", type=float, default=0.02, help="Muon / Dion learning rate")
     ap.add_argument("--adamw-lr", type=float, default=3e-3, help="AdamW lr, also for the AdamW groups of Muon / Dion")
-    ap.add_argument("--seed", type=int, default=0, help="batch order")
+    ap.add_argument("--seed", type=int, default=0, help="batch order of the first seed")
+    ap.add_argument("--seeds", type=int, default=1, help="seeds: seed i has initial weights i and batch order "
+                    "--seed + i, the same for every method; claims pair the methods by seed")
+    ap.add_argument("--loss-margin", type=float, default=0.02,
+                    help="the largest held-out loss difference that still counts as equal (claims)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a shared 2-core box)")
     ap.add_argument("--no-dist", action="store_true", help="skip the 2-process communication measurement")
     args = ap.parse_args()
@@ -215,17 +253,28 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     tokenizer, train, held_out = setup(args)
-    data = batches(train, args)
-    results = {}
-    for name, cfg in methods(args).items():
-        results[name] = train_one(cfg, tokenizer, data, held_out, args)
-        r = results[name]
-        print(f"  {name:10s} train {r['train_loss']:.4f}  eval {r['eval_loss']:.4f}  {r['total_s']:.1f}s", flush=True)
+    by_seed = []
+    first_seed = args.seed
+    for i in range(args.seeds):
+        args.seed = first_seed + i
+        data = batches(train, args)
+        runs = {}
+        for name, cfg in methods(args).items():
+            runs[name] = r = train_one(cfg, tokenizer, data, held_out, args, seed=i)
+            print(f"  seed {i} {name:10s} train {r['train_loss']:.4f}  eval {r['eval_loss']:.4f}  "
+                  f"{r['total_s']:.1f}s", flush=True)
+        by_seed.append(runs)
+    args.seed = first_seed
+    results = by_seed[0] if args.seeds == 1 else {
+        name: {**by_seed[0][name], **{k: statistics.fmean(runs[name][k] for runs in by_seed)
+                                      for k in ("train_loss", "eval_loss", "opt_step_ms", "total_s")}}
+        for name in by_seed[0]}  # means over seeds; the curves (plot) are the first seed's
     model = build_model(args.preset, tokenizer, seed=0)
     measured = {} if args.no_dist else two_rank_bytes(tokenizer, train, args)
     comm = comm_table(model, measured)
 
-    print(f"\n{args.preset} preset, {num_params(model) / 1e6:.2f}M parameters, {args.steps} steps x batch {args.batch}")
+    print(f"\n{args.preset} preset, {num_params(model) / 1e6:.2f}M parameters, {args.steps} steps x batch {args.batch}"
+          f", mean of {args.seeds} seed(s)")
     print(f"{'method':10s} {'train loss':>10s} {'eval loss':>10s} {'opt step ms':>12s} {'total s':>8s}")
     for name, r in results.items():
         print(f"{name:10s} {r['train_loss']:10.4f} {r['eval_loss']:10.4f} {r['opt_step_ms']:12.2f} {r['total_s']:8.1f}")
@@ -244,6 +293,10 @@ def main() -> None:
     ratio |= {f"dion {label} / muon opt step time": results[f"dion {label}"]["opt_step_ms"] / muon_ms
               for label in FRACTIONS}  # fmt: skip
     ratio |= {f"dion {label} / all-reduce bytes": comm[label]["ratio"] for label in FRACTIONS}
+    cl = claims(by_seed, margin=args.loss_margin)
+    print("\nclaims (paired by seed):")
+    for c in cl:
+        print(f"  {c['verdict']:<15} {c['claim']}: {c['ours']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]")
     plot_path = args.plot or (args.out.with_suffix(".png") if args.out else Path("runs/benchmarks/optim.png"))
     plot(results, plot_path)
     print(f"\nplot: {plot_path}")
@@ -257,11 +310,14 @@ def main() -> None:
             "methods": {
                 name: {k: v for k, v in r.items() if k not in ("losses", "seconds")} for name, r in results.items()
             },  # fmt: skip
+            "methods_by_seed": [{name: {k: v for k, v in r.items() if k not in ("losses", "seconds")}
+                                 for name, r in runs.items()} for runs in by_seed],
             "comm_2rank": comm,
             "ratio": ratio,
+            "claims": cl,
         }
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        finish(json.loads(json.dumps(summary, default=str)), str(args.out))
         print(f"wrote {args.out}")
 
 

@@ -8,7 +8,9 @@ slips: `slip` has 3% of traces with a wrong step followed by `Wait,` and the cor
 (alt_fraction 0 in both). Each run saves ~10 log-spaced checkpoints; every checkpoint is probed on situational
 adversarial chains of thought (reasonrl.reflection.probe, greedy) with no trigger and with "Wait,". Prints each
 run's table and the Pearson r of accuracy and explicit-reflection rate with log10 compute (6·N·D), and writes
-the headline figures as JSON. The paper's GSM8K row (Table 6): r = 0.84 for both.
+the headline figures as JSON. The paper's GSM8K row (Table 6): r = 0.84 for both. `--train-seeds 0,1,2` trains
+each corpus once per seed; `claims` compare the first and the last checkpoint of the slip corpus, and slip vs
+control at the last, paired per (training seed, probe seed, item) with the `Wait,` trigger.
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ import platform
 import time
 from pathlib import Path
 
+from output import finish
+
 from reasonrl import cli
 from reasonrl.eval.report import print_rows
+from reasonrl.eval.verdicts import claim, paired_comparison
 from reasonrl.reflection.probe import parse_checkpoints, run_probe
 
 CORPORA = {"slip": 0.03, "control": 0.0}
@@ -30,9 +35,10 @@ QUICK = {"preset": "tiny", "steps": 8, "batch_size": 8, "num_train": 128, "log_c
          "num_items": 7, "seeds": (0,), "max_new_tokens": 24}
 
 
-def train_run(run_dir: Path, slip_fraction: float, s: dict) -> None:
+def train_run(run_dir: Path, slip_fraction: float, s: dict, seed: int = 0) -> None:
     """SFT from scratch with log-spaced checkpoints, through the `reasonrl sft` entry point."""
     assert cli.run(["sft", "--config", "configs/sft.toml", f"--model.preset={s['preset']}",
+                    f"--train.seed={seed}", f"--model.init_seed={seed}",
                     f"--train.steps={s['steps']}", f"--train.batch_size={s['batch_size']}",
                     f"--train.log_checkpoints={s['log_checkpoints']}", "--train.save_every=0",
                     "--train.eval_every=0", "--train.eval_examples=8", f"--data.num_train={s['num_train']}",
@@ -47,34 +53,102 @@ def headline(rows: list[dict], corr: dict) -> dict:
             "num_checkpoints": len(rows), "num_checkpoints_correcting": corr["num_checkpoints_correcting"]}
 
 
+PAPER = "Rethinking Reflection in Pre-Training (arXiv 2504.04022)"
+TRIGGER = "Wait,"
+
+
+def probe_records(run_dir: Path) -> dict[int, dict[tuple, dict]]:
+    """{checkpoint step: {(probe seed, item id): record}} of the `Wait,` probe records of one run."""
+    out: dict[int, dict[tuple, dict]] = {}
+    for line in (run_dir / "reflection" / "samples.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if r["trigger"] == TRIGGER:
+            out.setdefault(r["step"], {})[(r["seed"], r["id"])] = r
+    return out
+
+
+def claims(runs: dict[str, dict[int, Path]], corr: dict) -> list[dict]:
+    """First vs last checkpoint of the slip corpus, and slip vs control at the last checkpoint, paired per
+    (training seed, probe seed, item) with the `Wait,` trigger."""
+    def pairs(key: str, side_a, side_b) -> tuple[list[float], list[float]]:
+        a, b = [], []
+        for seed in sorted(runs["slip"]):
+            ra, rb = side_a(seed), side_b(seed)
+            for k in sorted(set(ra) & set(rb), key=str):
+                a.append(float(ra[k][key]))
+                b.append(float(rb[k][key]))
+        return a, b
+
+    recs = {c: {seed: probe_records(d) for seed, d in by_seed.items()} for c, by_seed in runs.items()}
+
+    def first(c):
+        return lambda seed: recs[c][seed][min(recs[c][seed])]
+
+    def last(c):
+        return lambda seed: recs[c][seed][max(recs[c][seed])]
+
+    n = len(runs["slip"])
+    r_acc, r_refl = corr.get("accuracy"), corr.get("explicit_reflection_rate")
+    setting = (f"tiny model SFT'd from scratch, slip corpus, {n} training seed(s), first vs last checkpoint, "
+               f"trigger '{TRIGGER}'; Pearson r with log compute here (seed 0): accuracy {r_acc}, "
+               f"explicit rate {r_refl}; pairs = (training seed, probe seed, item)")
+    out = [claim(PAPER, "accuracy on adversarial chains of thought rises with pre-training compute",
+                 paired_comparison(*pairs("correct", first("slip"), last("slip")), expect="greater"),
+                 paper_value="Pearson r = 0.84 with log compute (GSM8K-Platinum, Table 6) [C]", setting=setting),
+           claim(PAPER, "explicit reflection rate rises with pre-training compute",
+                 paired_comparison(*pairs("reflective", first("slip"), last("slip")), expect="greater"),
+                 paper_value="Pearson r = 0.84 with log compute (GSM8K-Platinum, Table 6) [C]", setting=setting)]
+    if "control" in runs and set(runs["control"]) == set(runs["slip"]):
+        out.append(claim(PAPER, "a corpus without corrections teaches less explicit reflection (slip vs control)",
+                         paired_comparison(*pairs("reflective", last("control"), last("slip")), expect="greater"),
+                         paper_value="no number; notes D.9 [I]: without correction documents explicit reflection "
+                                     "stays near zero",
+                         setting=f"last checkpoints, {n} training seed(s), trigger '{TRIGGER}'; pairs = (training "
+                                 "seed, probe seed, item)"))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="8 SFT steps, 3 checkpoints, 7 items (plumbing)")
     ap.add_argument("--run-root", default="runs/reflection_emergence", help="where runs and probe outputs go")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
+    ap.add_argument("--train-seeds", default="0", help="comma-separated training seeds (train.seed and "
+                    "model.init_seed) of every corpus; run dirs of seed > 0 get _s<N>; claims pool them")
     args = ap.parse_args()
     s = QUICK if args.quick else FULL
     root = Path(args.run_root) / ("quick" if args.quick else "full")
+    train_seeds = [int(x) for x in args.train_seeds.split(",") if x]
     t0 = time.perf_counter()
-    runs, heads = {}, []
+    runs, heads, dirs = {}, [], {}
     for corpus, slip in CORPORA.items():
-        run_dir = root / corpus
-        train_run(run_dir, slip, s)
-        res = run_probe(parse_checkpoints(str(run_dir)), data="synthetic", num_items=s["num_items"],
-                        seeds=s["seeds"], max_new_tokens=s["max_new_tokens"], out_dir=run_dir / "reflection")
-        runs[corpus] = {"slip_fraction": slip, "table": res["table"], "correlations": res["correlations"]}
-        for trigger, corr in res["correlations"].items():
-            heads.append({"corpus": corpus, "trigger": trigger, **headline(
-                [r for r in res["table"] if r["trigger"] == trigger], corr)})
+        for seed in train_seeds:
+            run_dir = root / (corpus if seed == 0 else f"{corpus}_s{seed}")
+            train_run(run_dir, slip, s, seed)
+            res = run_probe(parse_checkpoints(str(run_dir)), data="synthetic", num_items=s["num_items"],
+                            seeds=s["seeds"], max_new_tokens=s["max_new_tokens"], out_dir=run_dir / "reflection")
+            dirs.setdefault(corpus, {})[seed] = run_dir
+            name = corpus if seed == 0 else f"{corpus}_s{seed}"
+            runs[name] = {"slip_fraction": slip, "train_seed": seed, "table": res["table"],
+                          "correlations": res["correlations"]}
+            for trigger, corr in res["correlations"].items():
+                heads.append({"corpus": corpus, "train_seed": seed, "trigger": trigger, **headline(
+                    [r for r in res["table"] if r["trigger"] == trigger], corr)})
     print_rows("headline: Pearson r with log compute, and the last checkpoint (paper GSM8K: r = 0.84, 0.84)",
                [{k: ("n/a" if v is None else v) for k, v in h.items()} for h in heads])
+    first = next(iter(runs.values()))  # slip corpus, first training seed
+    cl = claims(dirs, first["correlations"].get(TRIGGER, {}))
+    print("\nclaims:")
+    for c in cl:
+        print(f"  {c['verdict']:<15} {c['claim']}: {c['ours']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] "
+              f"({c['num_pairs']} pairs)")
     seconds = time.perf_counter() - t0
     print(f"\n{seconds:.0f} s")
     if args.out:
-        out = {"settings": {**s, "seeds": list(s["seeds"]), "quick": args.quick, "corpora": CORPORA},
-               "headline": heads, "runs": runs, "seconds": seconds, "machine": platform.platform()}
-        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-
+        out = {"settings": {**s, "seeds": list(s["seeds"]), "train_seeds": train_seeds, "quick": args.quick,
+                            "corpora": CORPORA},
+               "headline": heads, "runs": runs, "claims": cl, "seconds": seconds, "machine": platform.platform()}
+        finish(out, args.out)
 
 if __name__ == "__main__":
     main()

@@ -17,7 +17,10 @@ Stages whose outputs exist under --run-root are reused (models, samples) or resu
 interrupted run continues where it stopped.
 
 Every stage runs through the `reasonrl` CLI. Prints the tables and writes `revision`, `revision_w2s`, `sft`
-(full run) and `ratio` = revised-student length / original-student length as JSON.
+(full run), `ratio` = revised-student length / original-student length and `claims` as JSON: the revision's token
+change per trace (self, weak-to-strong; also under --quick), and the students paired per (seed, held-out problem)
+on length and correctness (reasonrl.eval.verdicts). `--student-seeds 0,1,2` and `--num-test N` size the student
+comparison.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ import time
 from pathlib import Path
 
 import torch
+from output import finish
 
 from reasonrl import cli
 from reasonrl.eval.report import print_rows
+from reasonrl.eval.verdicts import claim, paired_comparison
 from reasonrl.retro.segment import SYNTHETIC_STEP_SEP, num_switches
 from reasonrl.tasks import synthetic
 
@@ -97,15 +102,57 @@ def retro(model: Path, traces: Path, out: Path, reviser: Path | None) -> dict:
             "accepted_revisions": stats["accepted_revisions"], "traces_changed": stats["traces_changed"]}
 
 
+PAPER = "Retro-Search (arXiv 2504.04383)"
+
+
+def revision_claim(out: Path, *, text: str, paper_value: str, setting: str) -> dict:
+    """Tokens of each revised trace before and after (pairs = traces); ours = the relative change of the mean."""
+    rows = [json.loads(x) for x in out.read_text().splitlines() if x.strip()]
+    cmp = paired_comparison([r["tokens_before"] for r in rows], [r["tokens_after"] for r in rows], expect="less")
+    return claim(PAPER, text, cmp, ours=cmp.mean_b / cmp.mean_a - 1, paper_value=paper_value,
+                 setting=f"{setting}; {len(rows)} traces; interval on the per-trace token difference")
+
+
+def student_claims(samples: dict[str, list[dict]], num_seeds: int) -> list[dict]:
+    """Students on original vs self-revised traces, paired per (seed, held-out problem): response length and
+    correctness (greedy, one answer per problem)."""
+    def keyed(rows):
+        return {(r["seed"], str(r["problem_id"])): r for r in rows}
+
+    a, b = keyed(samples["original"]), keyed(samples["revised"])
+    keys = sorted(set(a) & set(b))
+    setting = (f"fresh tiny students, {len(keys) // max(1, num_seeds)} held-out problems x {num_seeds} seed(s), "
+               "greedy; pairs = (seed, problem)")
+    length = paired_comparison([a[k]["length"] for k in keys], [b[k]["length"] for k in keys], expect="less")
+    return [
+        claim(PAPER, "SFT on self-revised traces gives shorter answers (ours: relative change; interval: per-answer "
+                     "token difference)", length, ours=length.mean_b / length.mean_a - 1,
+              paper_value="-31.2% average reasoning length (self, R1-distill-7B, 7 benchmarks) [C, abstract]",
+              setting=setting),
+        claim(PAPER, "SFT on self-revised traces keeps or raises accuracy",
+              paired_comparison([float(a[k]["correct"]) for k in keys], [float(b[k]["correct"]) for k in keys],
+                                expect="greater"),
+              paper_value="+7.7% performance (self) [C, abstract; relative or absolute not stated]", setting=setting),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="plumbing: micro models, a few steps, the world's gold "
                     "switch traces revised instead of the model's, no student SFT")
     ap.add_argument("--run-root", default="runs/retro_search", help="where models, traces and evals go")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
+    ap.add_argument("--student-seeds", default="", help="comma-separated student seeds (default: the size's, 0,1,2)")
+    ap.add_argument("--num-test", type=int, default=0, help="held-out problems per student evaluation (default: the "
+                    "size's, 200; other sizes get their own eval directories)")
     args = ap.parse_args()
     torch.set_num_threads(1)  # the benchmark machine is shared; one thread per process is the fair share
-    s = QUICK if args.quick else FULL
+    s = dict(QUICK if args.quick else FULL)
+    if args.student_seeds:
+        s["student_seeds"] = tuple(int(x) for x in args.student_seeds.split(","))
+    eval_tag = ""
+    if args.num_test and args.num_test != s["num_test"]:
+        s["num_test"], eval_tag = args.num_test, f"_n{args.num_test}"
     root = Path(args.run_root) / ("quick" if args.quick else "full")
     t0 = time.perf_counter()
     corpus = [f"--data.num_train={s['num_train']}", *(f"--data.{k}={v}" for k, v in CORPUS.items())]
@@ -123,6 +170,13 @@ def main() -> None:
     print_rows("revision (means per revised trace)", [{"reviser": f"self ({s['teacher']})", **revision},
                                                       {"reviser": f"weak ({s['reviser']})", **revision_w2s}])
     result = {"teacher_train_samples": teacher_train, "revision": revision, "revision_w2s": revision_w2s}
+    trace_setting = f"synthetic world, {'gold switch traces (--quick)' if s['gold_traces'] else 'reasoner traces'}"
+    claims = [revision_claim(root / "revised_self.jsonl", text="self Retro-Search shortens correct traces",
+                             paper_value="-31.2% (self; the paper's figure is its students' reasoning length) [C]",
+                             setting=f"{trace_setting}, self revision"),
+              revision_claim(root / "revised_w2s.jsonl", text="weak-to-strong Retro-Search shortens correct traces",
+                             paper_value="-11.3% (W2S; the paper's figure is its students' reasoning length) [C]",
+                             setting=f"{trace_setting}, a micro reviser")]
     if s["sft"]:
         revised = root / "revised_self.jsonl"
         samples: dict[str, list[dict]] = {"original": [], "revised": []}
@@ -133,24 +187,29 @@ def main() -> None:
                 model = sft(root / f"student_{name}_s{seed}", "tiny", s["student_steps"], s,
                             [f"--data.source={revised}", f"--data.response_field={field}", f"--train.seed={seed}",
                              f"--model.init_seed={seed}"])
-                mine = evaluate(model, root / f"eval_{name}_s{seed}", s, split="test", temperature=0.0,
+                mine = evaluate(model, root / f"eval_{name}_s{seed}{eval_tag}", s, split="test", temperature=0.0,
                                 num=s["num_test"])
-                samples[name] += mine
+                samples[name] += [{**x, "seed": seed} for x in mine]
                 row.update({f"{name}_acc": summary(mine)["acc"], f"{name}_length": summary(mine)["length"]})
             per_seed.append(row)
         print_rows("students per seed (held-out, greedy)", per_seed)
         students = {name: summary(rows) for name, rows in samples.items()}
-        students["teacher"] = summary(evaluate(teacher, root / "eval_teacher", s, split="test", temperature=0.0,
-                                               num=s["num_test"]))
+        students["teacher"] = summary(evaluate(teacher, root / f"eval_teacher{eval_tag}", s, split="test",
+                                               temperature=0.0, num=s["num_test"]))
         print_rows("held-out (greedy)", [{"model": k, **v} for k, v in students.items()])
         result["sft"], result["sft_per_seed"] = students, per_seed
         result["ratio"] = students["revised"]["length"] / students["original"]["length"]
+        claims += student_claims(samples, len(s["student_seeds"]))
+    result["claims"] = claims
+    print("\nclaims:")
+    for c in claims:
+        print(f"  {c['verdict']:<15} {c['claim']}: {c['ours']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] "
+              f"({c['num_pairs']} pairs)")
     seconds = time.perf_counter() - t0
     print(f"\n{seconds:.0f} s")
     if args.out:
         settings = {**s, "student_seeds": list(s["student_seeds"]), **CORPUS, "quick": args.quick}
-        out = {"settings": settings, **result, "seconds": seconds, "machine": platform.platform()}
-        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+        finish({"settings": settings, **result, "seconds": seconds, "machine": platform.platform()}, args.out)
 
 
 if __name__ == "__main__":

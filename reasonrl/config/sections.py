@@ -323,8 +323,14 @@ class PairwiseConfig:
     chosen_first: float = 0.75
     """rm-train without `swap`: each pair is shown once, the chosen response first with this probability (a
     position-biased collection; 1.0 = always first, as a (prompt, chosen, rejected) file reads)."""
-    template: str = "{prompt}\nA: {a}\nB: {b}\nA better: "
-    """Generative judge prompt; the next token is `yes` or `no` (their first tokens must differ)."""
+    template: str = "{principle}{prompt}\nA: {a}\nB: {b}\nA better: "
+    """Generative judge prompt; the next token is `yes` or `no` (their first tokens must differ). `{prompt}`, `{a}`,
+    `{b}` are required; `{principle}` (optional) becomes `principle` and a newline, or nothing."""
+    principle: str = ""
+    """Generative judge: the principle placed in the template, what makes a response better (notes B.3 [S]: the
+    judge's input is "a principle plus a response pair"; the wording is the user's). Empty for the toy world, whose
+    labeler's taste is what the judge should learn. rm-train saves it with the judge; under the `pairwise` reward
+    a non-empty value replaces the saved one (empty: the judge's own)."""
     yes: str = "YES"
     """Answer string meaning A is better (its first token is read); e.g. " Yes" for a real HF LM."""
     no: str = "NO"

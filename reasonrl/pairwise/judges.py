@@ -25,9 +25,10 @@ import torch
 from reasonrl.errors import UserError
 from reasonrl.model.logprobs import position_ids
 
-DEFAULT_TEMPLATE = "{prompt}\nA: {a}\nB: {b}\nA better: "
+DEFAULT_TEMPLATE = "{principle}{prompt}\nA: {a}\nB: {b}\nA better: "
 """The judging prompt for the embedded tokenizer; the next token is YES or NO (their first tokens differ there).
-For a real HF LM use something like '...Is response A better than response B? Answer:' with ' Yes' / ' No'."""
+For a real HF LM use something like '...Is response A better than response B? Answer:' with ' Yes' / ' No'.
+`{principle}` is optional: it becomes the judge's principle and a newline, or nothing when there is none."""
 BT_TEMPLATE = "{prompt}\n{response}"
 """What the Bradley-Terry model reads; its scalar head's output at the last token is r(x, y)."""
 
@@ -42,10 +43,12 @@ class Judge(Protocol):
         ...
 
 
-def check_template(template: str, fields: tuple[str, ...] = ("prompt", "a", "b"), where: str = "pairwise.template"):
-    """A template must hold each field exactly as `{name}` and no other braces (the responses may hold any)."""
+def check_template(template: str, fields: tuple[str, ...] = ("prompt", "a", "b"), where: str = "pairwise.template",
+                   optional: tuple[str, ...] = ("principle",)):
+    """A template must hold each field exactly as `{name}` and no other braces (the responses may hold any);
+    the `optional` fields may appear too."""
     try:
-        template.format(**{f: "" for f in fields})
+        template.format(**{f: "" for f in fields + optional})
     except (KeyError, IndexError, ValueError) as e:
         raise UserError(f"{where}: {template!r} is not a format string over {{{'}, {'.join(fields)}}} ({e})") from None
     missing = [f for f in fields if "{" + f + "}" not in template]
@@ -83,15 +86,27 @@ def _chunks(n: int, size: int):
     return (slice(i, i + size) for i in range(0, n, size))
 
 
+def principle_text(principle: str) -> str:
+    """What a template's `{principle}` becomes: the principle and a newline, or "" when there is none."""
+    return f"{principle}\n" if principle else ""
+
+
 class GenerativeJudge:
-    """P(YES) / (P(YES) + P(NO)) at the next token after `template` filled with (prompt, a, b)."""
+    """P(YES) / (P(YES) + P(NO)) at the next token after `template` filled with (principle, prompt, a, b).
+
+    The principle is the seed's "principle + response pair" input (notes B.3 [S], one third-party note): a text
+    stating what makes a response better, placed where the template says `{principle}` (a principle with a
+    template that has no such field is a UserError)."""
 
     kind = "generative"
 
     def __init__(self, model, tokenizer, *, template: str = DEFAULT_TEMPLATE, yes: str = "YES", no: str = "NO",
-                 max_length: int | None = None, batch_size: int = 64):
+                 max_length: int | None = None, batch_size: int = 64, principle: str = ""):
         check_template(template)
-        self.model, self.tokenizer, self.template = model, tokenizer, template
+        if principle and "{principle}" not in template:
+            raise UserError(f"pairwise.principle is set but pairwise.template {template!r} has no {{principle}} to "
+                            "put it in (a judge saved before issue 23 keeps its template: retrain it to add one)")
+        self.model, self.tokenizer, self.template, self.principle = model, tokenizer, template, principle
         self.yes, self.no, self.max_length, self.batch_size = yes, no, max_length, batch_size
         self.yes_id = first_token(tokenizer, yes, "pairwise.yes")
         self.no_id = first_token(tokenizer, no, "pairwise.no")
@@ -99,7 +114,8 @@ class GenerativeJudge:
             raise UserError(f"pairwise.yes / pairwise.no: {yes!r} and {no!r} start with the same token")
 
     def texts(self, prompts: Sequence[str], a: Sequence[str], b: Sequence[str]) -> list[str]:
-        return [self.template.format(prompt=p, a=x, b=y) for p, x, y in zip(prompts, a, b, strict=True)]
+        head = principle_text(self.principle)
+        return [self.template.format(principle=head, prompt=p, a=x, b=y) for p, x, y in zip(prompts, a, b, strict=True)]
 
     def answer_logits(self, prompts: Sequence[str], a: Sequence[str], b: Sequence[str]) -> tuple[torch.Tensor, ...]:
         """`(logits (N, V), pair (N, 2))` at the answer position, pair = the [YES, NO] columns (differentiable)."""
@@ -119,7 +135,7 @@ class GenerativeJudge:
 
     def spec(self) -> dict:
         return {"kind": self.kind, "template": self.template, "yes": self.yes, "no": self.no,
-                "max_length": self.max_length}
+                "max_length": self.max_length, "principle": self.principle}
 
 
 class BradleyTerryJudge:
@@ -181,8 +197,10 @@ def save_judge(judge: GenerativeJudge | BradleyTerryJudge, out: str | Path) -> P
     return out
 
 
-def load_judge(path: str | Path, *, device=None, batch_size: int = 64) -> GenerativeJudge | BradleyTerryJudge:
-    """A judge saved by `save_judge` (`reasonrl rm-train` writes one to `<run_dir>/judge`)."""
+def load_judge(path: str | Path, *, device=None, batch_size: int = 64,
+               principle: str = "") -> GenerativeJudge | BradleyTerryJudge:
+    """A judge saved by `save_judge` (`reasonrl rm-train` writes one to `<run_dir>/judge`). A generative judge
+    asks with the principle it was trained with (`judge.json`), or with `principle` when one is given."""
     from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
 
     p = Path(path)
@@ -195,7 +213,8 @@ def load_judge(path: str | Path, *, device=None, batch_size: int = 64) -> Genera
     if spec["kind"] == "generative":
         model = AutoModelForCausalLM.from_pretrained(p, dtype=torch.float32, local_files_only=True)
         judge = GenerativeJudge(model, tokenizer, template=spec["template"], yes=spec["yes"], no=spec["no"],
-                                max_length=spec["max_length"], batch_size=batch_size)
+                                max_length=spec["max_length"], batch_size=batch_size,
+                                principle=principle or spec.get("principle", ""))
     elif spec["kind"] == "bt":
         model = AutoModelForTokenClassification.from_pretrained(p, num_labels=1, local_files_only=True)
         judge = BradleyTerryJudge(model, tokenizer, max_length=spec["max_length"], batch_size=batch_size)

@@ -108,7 +108,7 @@ def build(cfg: Config, *, tokenizer=None, device=None):
     pw = cfg.pairwise
     if not pw.judge_path:
         raise UserError("pairwise.judge_path: the pairwise reward needs a judge (train one with `reasonrl rm-train`)")
-    judge = load_judge(pw.judge_path, device=device, batch_size=pw.judge_batch_size)
+    judge = load_judge(pw.judge_path, device=device, batch_size=pw.judge_batch_size, principle=pw.principle)
     if pw.anchor == "none" and not isinstance(judge, BradleyTerryJudge):
         raise UserError("pairwise.anchor = 'none' (a scalar reward) needs a Bradley-Terry judge (pairwise.judge=bt)")
     if pw.num_anchors < 1 or (pw.num_anchors > 1 and pw.anchor != "sample"):

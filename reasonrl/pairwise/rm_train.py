@@ -85,7 +85,7 @@ def build_judge(cfg: Config) -> GenerativeJudge | BradleyTerryJudge:
         return BradleyTerryJudge(value_model_from_policy(model), tokenizer, max_length=pw.max_length,
                                  batch_size=pw.judge_batch_size)
     return GenerativeJudge(model, tokenizer, template=pw.template, yes=pw.yes, no=pw.no, max_length=pw.max_length,
-                           batch_size=pw.judge_batch_size)
+                           batch_size=pw.judge_batch_size, principle=pw.principle)
 
 
 def generative_loss(judge: GenerativeJudge, rows: list[Example], *, over: str = "pair") -> tuple[torch.Tensor, dict]:
@@ -111,7 +111,8 @@ def bt_loss(judge: BradleyTerryJudge, pairs: list[dict]) -> tuple[torch.Tensor, 
 
 def evaluate_judge(judge, pairs: list[dict], *, num_bins: int = 10) -> dict:
     """Held-out accuracy (both orders), swap consistency and ECE of p(chosen > rejected) and p(rejected > chosen)
-    against labels 1 and 0; `true_accuracy` counts pairs whose hidden qualities differ (synthetic world)."""
+    against labels 1 and 0; `true_accuracy` counts pairs whose hidden qualities differ (synthetic world);
+    `per_pair` keeps both probabilities of every pair (for comparisons of judges pair by pair)."""
     prompts = [p["prompt"] for p in pairs]
     chosen, rejected = [p["chosen"] for p in pairs], [p["rejected"] for p in pairs]
     both = judge.prob_better_batch(prompts * 2, chosen + rejected, rejected + chosen).double()
@@ -131,6 +132,7 @@ def evaluate_judge(judge, pairs: list[dict], *, num_bins: int = 10) -> dict:
         if keep.any():
             out["true_accuracy"] = ((s[keep] > 0.5) == (diff[keep] > 0)).double().mean().item()
     out["bins"] = metrics.calibration_bins(torch.cat([p_cr, p_rc]), [1.0] * n + [0.0] * n, num_bins)
+    out["per_pair"] = {"p_chosen_first": p_cr.tolist(), "p_rejected_first": p_rc.tolist()}  # paired comparisons
     return out
 
 
@@ -199,7 +201,8 @@ def rm_train(cfg: Config) -> dict:
         bar.close()
     model.eval()
     result = evaluate_judge(judge, test_pairs, num_bins=pw.num_bins)
-    log.log({"step": cfg.train.steps, **{f"heldout_{k}": v for k, v in result.items() if k != "bins"}})
+    log.log({"step": cfg.train.steps, **{f"heldout_{k}": v for k, v in result.items()
+                                          if k not in ("bins", "per_pair")}})
     save_judge(judge, run_dir / "judge")
     if cfg.log.plots:
         plot_reliability({pw.judge: result["bins"]}, run_dir / "plots" / "reliability.png")

@@ -28,6 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"repeatable transition keyword (default: {', '.join(d.keywords)})")
     p.add_argument("--step-sep", default=None, help="step separator (default: a blank line; --synthetic: '.')")
     p.add_argument("--exit-text", default=None, help="early_exit: text forced to make the model answer")
+    p.add_argument("--exit-max-new-tokens", type=int, default=d.exit_max_new_tokens,
+                   help="early_exit: tokens the model may write after the exit text (cut after the boxed answer)")
+    p.add_argument("--think-end", default=d.think_end,
+                   help="early_exit: the tag closing a thinking block, forced first when the reviser's tokenizer has "
+                   "it ('' = never)")
     p.add_argument("--gamma", type=float, default=d.gamma, help="value discount gamma^(N - i) (paper: not given)")
     p.add_argument("--num-rollouts", type=int, default=d.num_rollouts, help="rollouts per thought boundary")
     p.add_argument("--temperature", type=float, default=d.temperature)
@@ -46,6 +51,7 @@ def params_from_args(args: argparse.Namespace) -> RetroParams:
               (args.max_thoughts, args.max_thoughts >= 1, "--max-thoughts must be >= 1"),
               (args.batch_size, args.batch_size >= 1, "--batch-size must be >= 1"),
               (args.max_new_tokens, args.max_new_tokens >= 1, "--max-new-tokens must be >= 1"),
+              (args.exit_max_new_tokens, args.exit_max_new_tokens >= 1, "--exit-max-new-tokens must be >= 1"),
               (args.step_sep, args.step_sep is None or args.step_sep != "", "--step-sep must be non-empty"),
               (args.keywords, not args.keywords or all(args.keywords), "--keyword must be non-empty")]
     for value, ok, message in checks:
@@ -59,7 +65,7 @@ def params_from_args(args: argparse.Namespace) -> RetroParams:
         temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
         exit_text=args.exit_text if args.exit_text is not None else (
             SYNTHETIC_EXIT_TEXT if args.synthetic else d.exit_text),
-        seed=args.seed)
+        exit_max_new_tokens=args.exit_max_new_tokens, think_end=args.think_end, seed=args.seed)
 
 
 def run_command(args: argparse.Namespace) -> dict:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from reasonrl.errors import UserError
 from reasonrl.eval.report import print_table
-from reasonrl.retro.search import RetroParams, Revision, Verifier, engine_continue, revise
+from reasonrl.retro.search import RetroParams, Revision, Verifier, engine_continue, revise, with_think_end
 from reasonrl.retro.segment import num_switches, split_steps
 
 STAT_KEYS = ("tokens", "switches", "steps")
@@ -91,6 +91,8 @@ def retro_search(model, tokenizer, traces: list[dict], out: str | Path, *, verif
         raise UserError(f"{out} exists: pass --resume to continue it, or remove it")
     done = read_done(out, traces) if out.exists() else {}
     correct = [i for i, t in enumerate(traces) if verifier(t["response"], t["answer"])]
+    if p.mode == "early_exit":  # close a thinking block only where the reviser has one
+        p = with_think_end(p, tokenizer)
     cont = cont or engine_continue(model, tokenizer)
     count_tokenizer = count_tokenizer or tokenizer
     bar = None

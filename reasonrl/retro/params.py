@@ -32,9 +32,15 @@ class RetroParams:
     max_new_tokens: int = 512
     """Token budget of each rollout phase: the banned first step, then the free rest."""
     exit_text: str = "**Final Answer**\n\\boxed{"
-    """early_exit: text forced after a thought to make the model answer (synthetic world: " The answer is \\boxed{")."""
-    exit_max_new_tokens: int = 16
-    """early_exit: tokens the model may write after `exit_text`."""
+    """early_exit: text forced after a thought to make the model answer (synthetic world: " The answer is \\boxed{").
+    The model's answer is cut right after the brace that closes the last `\\boxed{` (nested braces counted)."""
+    think_end: str = "</think>"
+    """early_exit: the tag that closes an R1-style thinking block. When the reviser's tokenizer has it as a token
+    and the prefix has not closed the block yet, `think_end + "\\n\\n"` is forced before `exit_text`, so the
+    answer lands after the thinking block; "" = never (a model without one)."""
+    exit_max_new_tokens: int = 64
+    """early_exit: tokens the model may write after `exit_text` (a real boxed answer, `\\frac{3\\sqrt{3}}{4}` and
+    the like, takes 10-30; the 16 of the first version cut long ones)."""
     stop: tuple[str, ...] = ()
     """Stop strings of the rollouts besides EOS."""
     seed: int = 0
@@ -45,3 +51,4 @@ class RetroParams:
         assert self.step_sep, "step_sep must be non-empty"
         assert 0.0 < self.gamma < 1.0, f"gamma must lie in (0, 1), got {self.gamma}"
         assert self.num_rollouts >= 1 and self.max_thoughts >= 1, "num_rollouts and max_thoughts must be >= 1"
+        assert self.exit_max_new_tokens >= 1, "exit_max_new_tokens must be >= 1"

@@ -73,9 +73,23 @@ class Revision:
         self.response = self.response or self.original
 
 
+def ban_variants(keywords: Sequence[str]) -> tuple[str, ...]:
+    """The words to ban for `keywords`: each as given, lower-case, capitalised and upper-case, and each of those
+    with a leading space (the form a byte-level BPE tokenizer writes mid-text: " wait" is one token). A step
+    that starts with "wait" or " Wait" switches thought as surely as one with "Wait"; a case-sensitive ban of
+    the capitalised defaults let the lower-case forms through. The engine bans substrings, so the spaced forms
+    are implied; they are listed for backends that match whole words."""
+    out = []
+    for k in keywords:
+        for v in (k, k.lower(), k[:1].upper() + k[1:].lower(), k.upper()):
+            out += [v, " " + v]
+    return tuple(dict.fromkeys(out))
+
+
 def banned_first_step(cont: Continue, prompts: list[str], prefixes: list[str], params: SamplingParams,
                       keywords: Sequence[str], step_sep: str) -> list[str]:
-    """Continuations with `keywords` banned in the immediate next step only (Retro-Search, collecting alternatives).
+    """Continuations with `keywords` (and their case and leading-space variants, `ban_variants`) banned in the
+    immediate next step only (Retro-Search, collecting alternatives).
 
     Phase 1 decodes one step with the keywords banned and stops at `step_sep` (text past the separator that
     the stopping token carried is cut off); phase 2 decodes the rest freely from prefix + that step, one
@@ -83,7 +97,7 @@ def banned_first_step(cont: Continue, prompts: list[str], prefixes: list[str], p
     continuation. Returns `params.n` texts per prompt, contiguous.
     """
     n = params.n
-    first = cont(prompts, prefixes, replace(params, banned_words=tuple(keywords), ban_window=None,
+    first = cont(prompts, prefixes, replace(params, banned_words=ban_variants(keywords), ban_window=None,
                                             stop=tuple(params.stop) + (step_sep,)))
     steps = [t[: t.index(step_sep) + len(step_sep)] if step_sep in t else t for t in first]
     rows = [r for r, t in enumerate(first) if step_sep in t]
@@ -156,31 +170,68 @@ def revise(revisions: list[Revision], cont: Continue, verifier: Verifier, p: Ret
             rev.thought += 1
 
 
+def boxed_end(text: str, start: int = 0) -> int | None:
+    """The index just past the brace that closes the first `\\boxed{` at or after `start` (nested braces
+    counted), or None while it is open or when there is none: `"\\boxed{\\frac{1}{2}} more"` -> 19, the index
+    after `}}`."""
+    start = text.find("\\boxed{", start)
+    if start < 0:
+        return None
+    depth = 0
+    for i in range(start + len("\\boxed"), len(text)):
+        depth += {"{": 1, "}": -1}.get(text[i], 0)
+        if depth == 0:
+            return i + 1
+    return None
+
+
+def exit_text(prompt: str, prefix: str, p: RetroParams) -> str:
+    """What early exit forces after `prefix`: `exit_text`, after `think_end` and a blank line when the model has a
+    thinking block (`p.think_end` set, see `with_think_end`) that the prompt and prefix have not closed yet."""
+    if p.think_end and p.think_end not in prompt + prefix:
+        return p.think_end + "\n\n" + p.exit_text
+    return p.exit_text
+
+
+def with_think_end(p: RetroParams, tokenizer) -> RetroParams:
+    """`p` with `think_end` cleared when the reviser's tokenizer has no such token (the model has no thinking
+    block to close)."""
+    if p.think_end and p.think_end not in tokenizer.get_vocab():
+        return replace(p, think_end="")
+    return p
+
+
 def _early_exit(revisions: list[Revision], cont: Continue, verifier: Verifier, p: RetroParams, *,
                 seed: int) -> Iterator[Revision]:
-    """Early exit: after every thought but the last, force `exit_text` and let the model answer (all exits of
-    all traces in one batch). Exits are tried in order and the first that beats the original at its own
-    boundary is kept: the earliest correct exit that saves steps."""
-    jobs = []  # (revision, thought, prefix, index, num_steps)
+    """Early exit: after every thought but the last, force the answer (`exit_text`: the thinking block closed
+    first when there is one) and let the model write it, at most `exit_max_new_tokens` tokens, cut after the
+    brace that closes the boxed answer (all exits of all traces in one batch). Exits are tried in order and the
+    first that beats the original at its own boundary is kept: the earliest correct exit that saves steps."""
+    jobs = []  # (revision, thought, prefix, index, num_steps, forced text)
     for rev in revisions:
         thoughts = segment(rev.response, p.keywords, p.step_sep)
         num_steps = sum(len(t) for t in thoughts)
         for t in range(len(thoughts) - 1):
-            prefix_steps = [s for th in thoughts[: t + 1] for s in th]
-            jobs.append((rev, t, "".join(prefix_steps), len(prefix_steps) + 1, num_steps))
+            prefix = "".join(s for th in thoughts[: t + 1] for s in th)
+            index = sum(len(th) for th in thoughts[: t + 1]) + 1
+            jobs.append((rev, t, prefix, index, num_steps, exit_text(rev.prompt, prefix, p)))
     texts: list[str] = []
     if jobs:
         params = SamplingParams(temperature=p.temperature, top_p=p.top_p, max_new_tokens=p.exit_max_new_tokens,
                                 n=p.num_rollouts, stop=p.stop, seed=seed)
-        texts = cont([j[0].prompt for j in jobs], [j[2] + p.exit_text for j in jobs], params)
+        texts = cont([j[0].prompt for j in jobs], [j[2] + j[5] for j in jobs], params)
     k = p.num_rollouts
     for rev in revisions:
-        for j, (owner, t, prefix, index, num_steps) in enumerate(jobs):
+        for j, (owner, t, prefix, index, num_steps, forced) in enumerate(jobs):
             if owner is not rev:
                 continue
             rev.thought = t
-            if _best(rev, prefix, index, num_steps, [p.exit_text + x for x in texts[j * k : (j + 1) * k]],
-                     verifier, p):
+            answers = []
+            box = forced.rfind("\\boxed{")  # the box the exit text opens, else the model's first one
+            for x in texts[j * k : (j + 1) * k]:
+                end = boxed_end(forced + x, box if box >= 0 else len(forced))
+                answers.append(forced + x if end is None else (forced + x)[:end])
+            if _best(rev, prefix, index, num_steps, answers, verifier, p):
                 break
         rev.done = True
         yield rev

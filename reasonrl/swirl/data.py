@@ -6,6 +6,7 @@
     labelled.jsonl            each with `process` (P(GOOD) per step) and `outcome` (P(YES))
     sft_<filter>.jsonl        one (state, action) pair per step of the kept trajectories: SFT data
     states_<filter>.jsonl     the states of the kept trajectories: `data.source` for step-wise RL
+    summary.json              counts per filter and the overlap: process-kept trajectories that fail outcome
 
 for filter in none / process / outcome / both. A trajectory with k actions gives k rows in each file (§2.1).
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 from reasonrl.config import Config
 from reasonrl.errors import UserError
 from reasonrl.swirl.episodes import decompose, generate_trajectories, run_episodes
-from reasonrl.swirl.judges import FILTERS, apply_filter, build_judges, label
+from reasonrl.swirl.judges import FILTERS, apply_filter, build_judges, label, overlap
 from reasonrl.swirl.worlds import build_world, scripted_trajectory, step_limit, task_questions, world_tools
 
 WORLD_FIELDS = ("task", "question", "answer", "subject", "relation", "attribute", "ops")
@@ -102,8 +103,16 @@ def swirl_data_command(cfg: Config, *, out: str, source: str, num_questions: int
     labelled = label(trajectories, process, outcome)
     write_jsonl(out_dir / "labelled.jsonl", labelled)
     counts = write_filtered(out_dir, labelled)
+    summary = {"trajectories": len(trajectories), "questions": len(records), "filters": counts,
+               "overlap": overlap(labelled)}
+    tmp = out_dir / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(out_dir / "summary.json")
     print(f"swirl-data: {len(trajectories)} trajectories of {len(records)} {cfg.swirl.task} questions -> {out_dir}")
     print(f"{'filter':<10}{'trajectories':>14}{'steps':>8}")
     for name, c in counts.items():
         print(f"{name:<10}{c['trajectories']:>14}{c['steps']:>8}")
-    return counts
+    ov = summary["overlap"]
+    print(f"process-kept that fail outcome: {ov['process_kept_outcome_no']} of {ov['process_kept']} "
+          f"({ov['fraction']:.1%})")
+    return summary

@@ -7,17 +7,23 @@
 - Outcome judge: does the final answer match the gold answer? YES / NO.
 
 Each comes as an LLM prompt for any local Hugging Face causal LM (the probability of " GOOD" vs " BAD", " YES"
-vs " NO" at the next token) and as a programmatic judge for the toy worlds (seed-papers.md E.6: does the query
-name the entity needed, does the expression compute a needed intermediate, does the answer follow from the
-retrieved text), with optional label noise. A judge returns P(GOOD) or P(YES) in [0, 1].
+vs " NO" at the next token) and as a programmatic judge for the toy worlds, with optional label noise. The
+programmatic process judge is local like the paper's: it reads the state and the action, never the record's
+gold fields (`answer`, `ops`, `subject`, ...), so a trajectory of sensible steps can end in a wrong answer (the
+case that lets process-only filtering differ from outcome filtering). QA: does the query name an entity of the
+question or of a retrieved article, does a retrieved article state the answer; math: is the expression an
+operation over numbers the state shows, not a repeat, moving the question's count along (`math_step_good`).
+Only the outcome judge reads the gold answer. A judge returns P(GOOD) or P(YES) in [0, 1].
 
 Filters: none, process (every step GOOD), outcome (answer judged correct), both (the intersection).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Callable
 from fractions import Fraction
 
@@ -25,19 +31,10 @@ from reasonrl.errors import UserError
 from reasonrl.rollout.tools import calculator
 from reasonrl.swirl.actions import parse_action
 from reasonrl.swirl.episodes import decompose, final_answer
-from reasonrl.swirl.worlds import ATTRIBUTES
 
 FILTERS = ("none", "process", "outcome", "both")
 ProcessJudge = Callable[[dict, str, str], float]  # (record, state, action text) -> P(GOOD)
 OutcomeJudge = Callable[[dict, str | None], float]  # (record, final answer) -> P(YES)
-
-_RESULT = re.compile(r"^(.+?) -> (.*)$", re.MULTILINE)
-
-
-def tool_results(state: str) -> list[tuple[str, str]]:
-    """(query, result) of every `QUERY -> RESULT` line of a state."""
-    return [(m.group(1).strip(), m.group(2).strip()) for m in _RESULT.finditer(state)]
-
 
 def _norm(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s.-]", " ", text.lower()).split()).strip(" .")
@@ -61,6 +58,39 @@ def same_answer(answer: str | None, gold: str) -> bool:
 
 
 # ----------------------------------------------------------------------------------------- programmatic judges
+#
+# The process judges read only the state (the question line and the earlier tool calls and results) and the
+# judged action: the paper's judge sees the context, never the gold answer (App. E). So a step can be GOOD and the
+# trajectory still wrong (a sensible operation with the wrong operator, an answer read off the wrong article),
+# which is what makes process-only filtering differ from outcome filtering (§2.1, Fig. 3-4). The outcome judge
+# alone compares with the gold answer.
+
+_QUESTION = re.compile(r"^Question: (.*)$", re.MULTILINE)
+_CALL = re.compile(r"<(search_query|math_exp)>([^<]*)</\1>\n([^\n]*)")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_ENTITY = re.compile(r"[A-Z][\w'-]*(?: [A-Z][\w'-]*)*")
+_QUESTION_WORDS = {"where", "who", "whom", "whose", "what", "which", "when", "why", "how", "is", "was", "are",
+                   "were", "does", "did", "do", "the", "a", "an", "in", "of"}
+ASKED_FIELDS = (("born", "born in"), ("work for", "works for"))
+"""(question cue, article field): a question with the cue asks for that field of an article (the QA world's
+articles: `born in Tarrow. works for Vexa. manager: ...`). Other questions take any phrase an article states."""
+
+
+def question_text(state: str) -> str:
+    """The state's `Question: ...` line (what `worlds.make_prompt` writes), or "" when it has none."""
+    m = _QUESTION.search(state)
+    return m.group(1).strip() if m else ""
+
+
+def tool_calls(state: str) -> list[tuple[str, str, str]]:
+    """(kind "search" | "math", content, result) of every tool call in a state, in order."""
+    out = []
+    for m in _CALL.finditer(state):
+        kind, content = ("search" if m.group(1) == "search_query" else "math"), m.group(2).strip()
+        head = " ".join(f"{content} ->".split()) + " "
+        line = m.group(3)
+        out.append((kind, content, line[len(head):].strip() if line.startswith(head) else ""))
+    return out
 
 
 def _article_field(text: str, key: str) -> str | None:
@@ -68,36 +98,105 @@ def _article_field(text: str, key: str) -> str | None:
     return m.group(1).strip() if m else None
 
 
-def qa_step_good(record: dict, state: str, kind: str | None, content: str) -> bool:
-    """A query is GOOD if it names the question's person or, once that person's article is in the context, the
-    related person it names, and was not asked before; an answer is GOOD if it is the asked attribute in the
-    related person's retrieved article (it follows from the search results)."""
-    results = tool_results(state)
-    articles = {r.split(":", 1)[0].strip(): r for _, r in results if ":" in r and not r.startswith("error")}
-    subject = record["subject"]
-    bridge = _article_field(articles[subject], record["relation"]) if subject in articles else None
+def _entities(text: str) -> set[str]:
+    """Normalised names in `text`: runs of capitalised words, leading question words dropped."""
+    out = set()
+    for span in _ENTITY.findall(text):
+        words = span.split()
+        while words and words[0].lower() in _QUESTION_WORDS:
+            words = words[1:]
+        if words:
+            out.add(_norm(" ".join(words)))
+    return out
+
+
+def qa_step_good(state: str, kind: str | None, content: str) -> bool:
+    """Judged from the state alone (no gold). A query is GOOD if it names an entity that the question or a
+    retrieved article names, was not asked before and is not the title of an article already retrieved; an
+    answer is GOOD if a retrieved article states it (as the field the question asks for, when the question asks
+    for a known one: "born" -> `born in`, "work for" -> `works for`) and it is not a name the question itself
+    holds. An answer read off the wrong article is GOOD and wrong: the judge checks that it follows from the
+    results, not that it is true (App. E)."""
+    question = question_text(state)
+    searches = [(q, r) for k, q, r in tool_calls(state) if k == "search"]
+    articles = [r for _, r in searches if r and not r.startswith("error")]
+    titles = {_norm(a.split(":", 1)[0]) for a in articles if ":" in a}
     if kind == "search":
-        asked = {_norm(q) for q, _ in results}
-        needed = {_norm(subject)} | ({_norm(bridge)} if bridge else set())
-        return _norm(content) in needed and _norm(content) not in asked
+        named = _entities(question).union(*(_entities(a) for a in articles))
+        asked = {_norm(q) for q, _ in searches}
+        query = _norm(content)
+        return query in named and query not in asked and query not in titles
     if kind == "answer":
-        if bridge is None or bridge not in articles:
+        answer = _norm(content)
+        if not answer or answer in _entities(question):
             return False
-        value = _article_field(articles[bridge], ATTRIBUTES[record["attribute"]])
-        return value is not None and same_answer(content, value)
+        fields = [f for cue, f in ASKED_FIELDS if cue in question.lower()]
+        for article in articles:
+            body = article.split(":", 1)[1] if ":" in article else article
+            if fields:
+                if any(same_answer(content, v) for f in fields if (v := _article_field(body, f)) is not None):
+                    return True
+            elif re.search(rf"(?<!\w){re.escape(answer)}(?!\w)", _norm(body)):
+                return True
     return False
 
 
-def math_step_good(record: dict, state: str, kind: str | None, content: str) -> bool:
-    """An expression is GOOD if it computes the next intermediate of the problem not yet computed in the
-    context; an answer is GOOD once every intermediate is computed and it equals the last one."""
-    computed = {_number(r) for _, r in tool_results(state)}
-    needed = [Fraction(c) for *_, c in record["ops"]]
-    missing = [c for c in needed if c not in computed]
+def _operands(expr: str) -> list[Fraction]:
+    """The numbers of an arithmetic expression that `calculator` accepts, a unary minus kept (`3 - -1`: 3, -1)."""
+    out: list[Fraction] = []
+
+    def walk(node: ast.AST, sign: int = 1) -> None:
+        if isinstance(node, ast.Constant):
+            out.append(sign * Fraction(node.value))
+        elif isinstance(node, ast.UnaryOp):
+            walk(node.operand, -sign if isinstance(node.op, ast.USub) else sign)
+        elif isinstance(node, ast.BinOp):
+            walk(node.left)
+            walk(node.right)
+
+    walk(ast.parse(expr.strip(), mode="eval").body)
+    return out
+
+
+def _new_numbers(operands: list[Fraction], latest: Fraction | None) -> list[Fraction]:
+    """The operands besides (one occurrence of) the running count `latest`: what the step brings in."""
+    rest = list(operands)
+    if latest is not None and latest in rest:
+        rest.remove(latest)
+    return rest
+
+
+def math_step_good(state: str, kind: str | None, content: str) -> bool:
+    """Judged from the state alone (no gold). An expression is GOOD if it is an operation (two or more numbers)
+    over numbers that the question or an earlier result shows; does not repeat an earlier expression from the
+    same running count; gives a count (a number >= 0, as "how many" asks); after the first, builds on the latest
+    result (the question applies its changes to one running count); and brings in a number of the question that
+    no earlier expression used. An answer is GOOD once every number of the question has been used and it equals
+    the latest result. A wrong operator (`9 + 8` where the story says "loses 8") is GOOD and leads to a wrong
+    answer: the judge checks that the step is a sensible move, not that it is right."""
+    given = [Fraction(x) for x in _NUMBER.findall(question_text(state))]
+    unused, latest, seen, results = Counter(given), None, set(), set()
+    for k, expr, result in tool_calls(state):
+        value = _number(result)
+        if k != "math" or value is None or calculator(expr).startswith("error"):
+            continue
+        for x in _new_numbers(_operands(expr), latest):
+            if unused[x] > 0:
+                unused[x] -= 1
+        seen.add(("".join(expr.split()), latest))
+        latest = value
+        results.add(value)
     if kind == "math":
-        return bool(missing) and _number(calculator(content)) == missing[0]
+        value = _number(calculator(content))
+        if value is None or value < 0 or ("".join(content.split()), latest) in seen:
+            return False
+        operands = _operands(content)
+        if len(operands) < 2 or (latest is not None and latest not in operands):
+            return False
+        shown = set(given) | results
+        return all(x in shown for x in operands) and any(unused[x] > 0 for x in _new_numbers(operands, latest))
     if kind == "answer":
-        return not missing and _number(content) == needed[-1]
+        return latest is not None and not +unused and _number(content) == latest
     return False
 
 
@@ -114,8 +213,8 @@ def program_process_judge(*, noise: float = 0.0, seed: int = 0) -> ProcessJudge:
 
     def judge(record: dict, state: str, action: str) -> float:
         kind, content = parse_action(action)
-        step_good = qa_step_good if record["task"] == "qa" else math_step_good
-        good = step_good(record, state, kind, content)
+        step_good = qa_step_good if record["task"] == "qa" else math_step_good  # the world, not its gold
+        good = step_good(state, kind, content)
         return float(good != _flip(noise, seed, "process", state, action))
 
     return judge
@@ -213,3 +312,14 @@ def apply_filter(trajectories: list[dict], name: str) -> list[dict]:
     if name not in FILTERS:
         raise UserError(f"swirl filter: unknown filter {name!r} (known: {', '.join(FILTERS)})")
     return [t for t in trajectories if keep(t, name)]
+
+
+def overlap(labelled: list[dict]) -> dict:
+    """How far process filtering differs from outcome filtering: of the trajectories the process filter keeps,
+    how many the outcome judge fails (kept by `process`, not by `outcome`). With a gold-aware process judge this
+    is ~0 and the paper's process-vs-outcome comparison is empty."""
+    kept = [t for t in labelled if keep(t, "process")]
+    wrong = sum(not keep(t, "outcome") for t in kept)
+    return {"process_kept": len(kept), "process_kept_outcome_no": wrong,
+            "fraction": wrong / len(kept) if kept else 0.0}
+

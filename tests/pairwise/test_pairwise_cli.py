@@ -91,3 +91,13 @@ def test_rm_train_then_ppo_with_pairwise_reward(tmp_path, tokenizer_dir):
     fresh, _ = load_or_build(load_config(TINY, args))
     trained = load_file(str(run / "final" / "model.safetensors"))
     assert max((fresh.state_dict()[k] - v).abs().max().item() for k, v in trained.items()) > 1e-6
+
+
+@pytest.mark.parametrize("recipe", ["pairwise_ppo.toml", "pairwise_tiny.toml", "pairwise_ppo_paper.toml"])
+def test_pairwise_recipes_have_the_per_token_kl(recipe):
+    """Notes B.3: pairwise PPO adds "the usual per-token KL penalty" (before issue 23 the toy recipes had none)."""
+    cfg = load_config(str(ROOT / "configs" / recipe), [])
+    assert cfg.rl.algo == "ppo" and cfg.reward.kind == "pairwise"
+    assert cfg.rl.kl_coef == 0.01 and cfg.rl.kl_in_reward and cfg.rl.kl_estimator == "k1"
+    assert cfg.pairwise.principle == ""  # documented: no principle in the toy world; the paper recipe leaves it open
+    assert "{principle}" in cfg.pairwise.template

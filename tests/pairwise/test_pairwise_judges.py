@@ -77,3 +77,43 @@ def test_bad_judge_settings_are_user_errors(tmp_path, micro, world_tokenizer):
         GenerativeJudge(micro, world_tokenizer, yes=" YES", no=" NO")  # both begin with the space token
     with pytest.raises(UserError, match="holds no judge.json"):
         load_judge(tmp_path)
+
+
+def test_principle_goes_into_the_judge_input(tmp_path, micro, world_tokenizer):
+    """The seed's "principle + response pair" input: `{principle}` becomes the principle and a newline. Without a
+    principle the text is the one judges were trained on before (no change for the toy world)."""
+    plain = GenerativeJudge(micro, world_tokenizer)
+    assert plain.texts([PROMPT], [GOOD], [BAD]) == [f"{PROMPT}\nA: {GOOD}\nB: {BAD}\nA better: "]
+    principle = "The right answer is better."
+    judge = GenerativeJudge(micro, world_tokenizer, principle=principle)
+    text = f"{principle}\n{PROMPT}\nA: {GOOD}\nB: {BAD}\nA better: "
+    assert judge.texts([PROMPT], [GOOD], [BAD]) == [text]
+    ids = torch.tensor([world_tokenizer.encode(text)])
+    with torch.no_grad():
+        logits = micro(input_ids=ids).logits[0, -1]
+    yes, no = logits[world_tokenizer.encode("YES")[0]].item(), logits[world_tokenizer.encode("NO")[0]].item()
+    p = judge.prob_better(PROMPT, GOOD, BAD)
+    assert p == pytest.approx(1 / (1 + math.exp(no - yes)), abs=1e-6)  # the model read the principle
+    assert abs(p - plain.prob_better(PROMPT, GOOD, BAD)) > 1e-7  # a micro model reads far context faintly
+    # saved with the judge; a principle given at load time replaces it
+    loaded = load_judge(save_judge(judge, tmp_path / "judge"))
+    assert loaded.principle == principle and loaded.prob_better(PROMPT, GOOD, BAD) == pytest.approx(p, abs=1e-6)
+    assert load_judge(tmp_path / "judge", principle="Shorter is better.").principle == "Shorter is better."
+    with pytest.raises(UserError, match=r"pairwise.template"):
+        GenerativeJudge(micro, world_tokenizer, template="{principle} {prompt} {a} {b} {rubric}")
+    with pytest.raises(UserError, match=r"pairwise.principle is set but pairwise.template .* has no \{principle\}"):
+        GenerativeJudge(micro, world_tokenizer, template="{prompt} {a} {b}", principle=principle)
+
+
+def test_evaluate_judge_keeps_both_probabilities_of_every_pair():
+    from reasonrl.pairwise.metrics import swap_consistency
+    from reasonrl.pairwise.rm_train import evaluate_judge
+
+    judge = OracleJudge(lambda prompt, y: float(len(y)), scale=1.0)  # longer is better: sigmoid(len difference)
+    pairs = [{"prompt": "p", "chosen": "aaa", "rejected": "a"}, {"prompt": "p", "chosen": "b", "rejected": "bb"}]
+    report = evaluate_judge(judge, pairs, num_bins=2)
+    # sigmoid(3 - 1) = 0.880797 and sigmoid(1 - 2) = 0.268941, each with its swapped twin
+    assert report["per_pair"]["p_chosen_first"] == pytest.approx([0.880797, 0.268941], abs=1e-6)
+    assert report["per_pair"]["p_rejected_first"] == pytest.approx([0.119203, 0.731059], abs=1e-6)
+    assert report["consistency"] == swap_consistency(torch.tensor(report["per_pair"]["p_chosen_first"]),
+                                                     torch.tensor(report["per_pair"]["p_rejected_first"]))

@@ -127,3 +127,47 @@ def test_cli_retro_search_on_a_real_model(tmp_path, tokenizer_dir, capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(args[:-1] + ["--gamma", "1.5"])
     assert e.value.code == 2
+
+
+@pytest.mark.parametrize("has_think", [False, True])
+def test_early_exit_closes_the_thinking_block_when_the_reviser_has_one(tmp_path, tokenizer_dir, has_think):
+    """Through `retro_search`: the tiny tokenizer has no `</think>`, so the exit text is forced as it is; a model
+    tokenizer with `</think>` (R1-style) gets the block closed first. Mutation: skipping `with_think_end` forces
+    `</think>` on the tiny model too."""
+    from transformers import AutoTokenizer
+
+    from reasonrl.tasks.answers import extract_boxed
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    if has_think:
+        tok.add_tokens(["<think>", "</think>"])
+    trace = "A is 1/2.\n\nSo 1/2.\n\nWait, check.\n\n</think>\n\n**Final Answer**\n\\boxed{\\frac{1}{2}}"
+    seen = []
+
+    def cont(prompts, prefixes, params):
+        seen.extend(prefixes)
+        return ["\\frac{1}{2}} and then more words"] * len(prefixes) * params.n
+
+    p = RetroParams(keywords=("Wait",), mode="early_exit", exit_max_new_tokens=24)
+    stats = retro_search(None, tok, [{"id": "t0", "prompt": "q", "answer": "\\frac{1}{2}", "response": trace}],
+                         tmp_path / "out.jsonl", verifier=lambda t, g: extract_boxed(t) == g, p=p, template="{prompt}",
+                         progress=False, cont=cont)
+    close = "</think>\n\n" if has_think else ""
+    assert seen == ["A is 1/2.\n\nSo 1/2.\n\n" + close + "**Final Answer**\n\\boxed{"]
+    (rec,) = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert rec["response"].endswith("\\boxed{\\frac{1}{2}}") and stats["accepted_revisions"] == 1
+
+
+def test_exit_options_reach_the_params():
+    import argparse
+
+    from reasonrl.retro.args import add_arguments, params_from_args
+
+    ap = argparse.ArgumentParser()
+    add_arguments(ap)
+    base = ["--model", "m", "--data", "d", "--out", "o", "--mode", "early_exit"]
+    p = params_from_args(ap.parse_args([*base, "--exit-max-new-tokens", "80", "--think-end", ""]))
+    assert p.exit_max_new_tokens == 80 and p.think_end == ""
+    assert params_from_args(ap.parse_args(base)).think_end == "</think>"
+    with pytest.raises(UserError, match="--exit-max-new-tokens"):
+        params_from_args(ap.parse_args([*base, "--exit-max-new-tokens", "0"]))

@@ -11,7 +11,7 @@ import random
 import pytest
 
 from reasonrl.retro.params import RetroParams
-from reasonrl.retro.search import Revision, banned_first_step, revise, rollout_value
+from reasonrl.retro.search import Revision, ban_variants, banned_first_step, boxed_end, revise, rollout_value
 from reasonrl.retro.segment import SYNTHETIC_STEP_SEP, num_switches, split_steps
 from reasonrl.tasks.synthetic import verify
 
@@ -60,7 +60,8 @@ def test_ban_lasts_exactly_one_step():
     texts = banned_first_step(cont, ["q"], [prefix], SamplingParams(n=1), ("Wait", "Alternatively"), SEP)
     assert texts == [" 1 + 1 = 2. Wait, 1 + 1 = 2. The answer is \\boxed{2}."]
     (_, _, first), (_, prefixes2, second) = cont.calls
-    assert first.banned_words == ("Wait", "Alternatively") and first.ban_window is None and SEP in first.stop
+    assert first.banned_words == ban_variants(("Wait", "Alternatively")) and first.ban_window is None
+    assert SEP in first.stop
     assert second.banned_words == () and SEP not in second.stop  # the rest is decoded freely
     assert prefixes2 == [prefix + " 1 + 1 = 2."]
 
@@ -155,13 +156,15 @@ def test_partial_mode_tries_only_the_first_boundaries():
 
 def test_early_exit_keeps_the_first_correct_exit():
     exit_text = " The answer is \\boxed{"
-    p = RetroParams(step_sep=SEP, keywords=("Wait", "Alternatively"), mode="early_exit", exit_text=exit_text)
+    p = RetroParams(step_sep=SEP, keywords=("Wait", "Alternatively"), mode="early_exit", exit_text=exit_text,
+                    think_end="")
     trace = "Start with 9. Wait, 9 = 9. Wait, 9 = 9. Alternatively, 9 + 0 = 9. The answer is \\boxed{9}."
     steps = split_steps(trace, SEP)
     cont = Scripted({steps[0] + exit_text: "8}.", "".join(steps[:2]) + exit_text: "9}.",
                      "".join(steps[:3]) + exit_text: "9}."})
     (rev,) = _revise(cont, [trace], p)
-    assert rev.response == "".join(steps[:2]) + exit_text + "9}."  # the first exit is wrong, the second is kept
+    # the first exit is wrong, the second is kept, cut after the brace that closes the box
+    assert rev.response == "".join(steps[:2]) + exit_text + "9}"
     assert len(cont.calls) == 1 and len(cont.calls[0][1]) == 3  # all exits in one batch
     assert num_switches(rev.response, p.keywords, SEP) == 1
 
@@ -194,3 +197,56 @@ def test_revised_traces_always_correct_and_never_longer():
         assert verify(r.response, "9")
         assert len(split_steps(r.response, SEP)) <= len(split_steps(r.original, SEP))
         assert (r.response == r.original) == (r.accepted == 0)
+
+
+def test_ban_covers_case_and_leading_space_variants():
+    # The defaults are capitalised; a reviser that opens its next step with " wait," or " Wait," switches thought
+    # all the same. Mutation: banning the keywords as given (the old behaviour) lets " wait," through.
+    words = ban_variants(("Wait", "But wait"))
+    assert {"Wait", "wait", " Wait", " wait", "WAIT", "but wait", " But wait", "But Wait".capitalize()} <= set(words)
+    prefix = "Start with 1."
+    from reasonrl.rollout.sampler import SamplingParams
+
+    for switch in (" wait, again.", " WAIT. again.", " Wait, again."):
+        cont = Scripted({prefix: switch, prefix + " 1 + 1 = 2.": " The answer is \\boxed{2}."},
+                        banned_alt={prefix: " 1 + 1 = 2."})
+        texts = banned_first_step(cont, ["q"], [prefix], SamplingParams(n=1), ("Wait", "Alternatively"), SEP)
+        assert texts == [" 1 + 1 = 2. The answer is \\boxed{2}."], switch
+
+
+def test_boxed_end_counts_nested_braces():
+    assert boxed_end("so \\boxed{\\frac{1}{2}} and more") == len("so \\boxed{\\frac{1}{2}}")
+    assert boxed_end("\\boxed{\\frac{1}{2") is None  # still open
+    assert boxed_end("no box here }") is None
+    text = "\\boxed{1} then \\boxed{22} x"
+    assert boxed_end(text) == len("\\boxed{1}") and boxed_end(text, 1) == len("\\boxed{1} then \\boxed{22}")
+
+
+R1_TRACE = ("Let me compute 1/2.\n\nIt is 0.5, so \\frac{1}{2}.\n\nWait, let me double-check.\n\n"
+            "Yes, \\frac{1}{2}.\n\n</think>\n\n**Final Answer**\n\\boxed{\\frac{1}{2}}")
+
+
+def _boxed_verifier(text: str, gold: str) -> bool:
+    from reasonrl.tasks.answers import extract_boxed
+
+    return extract_boxed(text) == gold
+
+
+def test_early_exit_closes_the_thinking_block_and_stops_after_the_box():
+    # An R1-style trace (blank-line steps, a </think> block). The exit after thought 0 must close the block before
+    # the answer, and the answer must end at the brace that closes \boxed{...} even though the model goes on.
+    p = RetroParams(keywords=("Wait",), mode="early_exit", exit_max_new_tokens=40)
+    thought0 = "Let me compute 1/2.\n\nIt is 0.5, so \\frac{1}{2}.\n\n"
+    forced = "</think>\n\n**Final Answer**\n\\boxed{"
+    cont = Scripted({thought0 + forced: "\\frac{1}{2}}\n\nHmm, maybe I should check again. \\boxed{3}"})
+    (rev,) = list(revise([Revision("q", "\\frac{1}{2}", R1_TRACE)], cont, _boxed_verifier, p, seed=0))
+    (_, prefixes, params), = cont.calls
+    assert prefixes == [thought0 + forced]  # Mutation: forcing exit_text alone fails here
+    assert params.max_new_tokens == 40  # the budget is the configured one
+    assert rev.accepted == 1 and rev.response == thought0 + forced + "\\frac{1}{2}}"
+    assert rev.response.index("</think>") < rev.response.index("\\boxed{")  # the answer is outside the block
+    # A prefix that already closed the block (an exit after </think>) is not closed twice.
+    from reasonrl.retro.search import exit_text
+
+    assert exit_text("q", "a</think>\n\nb", p) == p.exit_text
+    assert exit_text("q", "a", RetroParams(think_end="")) == p.exit_text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -13,7 +14,9 @@ from reasonrl.swirl.judges import (
     FILTERS,
     apply_filter,
     keep,
+    label,
     math_step_good,
+    program_outcome_judge,
     program_process_judge,
     qa_step_good,
     same_answer,
@@ -117,36 +120,90 @@ def test_qa_process_judge(world):
     people, _, tools = world
     record = qa_questions(people, "train")[0]
     subject, prompt = record["subject"], record["prompt"]
+    person = next(p for p in people if p.name == subject)
     first = tools["search"](subject)
-    bridge = next(p for p in people if p.name == subject).__getattribute__(record["relation"])
+    bridge = getattr(person, record["relation"])
     s2 = prompt + f"<search_query>{subject}</search_query>" + format_result(subject, first)
     second = tools["search"](bridge)
     s3 = s2 + f"<search_query>{bridge}</search_query>" + format_result(bridge, second)
-    other = next(p.name for p in people if p.name not in (subject, bridge))
-    assert qa_step_good(record, prompt, "search", subject)
-    assert not qa_step_good(record, prompt, "search", other)  # not needed
-    assert not qa_step_good(record, prompt, "search", bridge)  # not known yet from the context
-    assert qa_step_good(record, s2, "search", bridge.lower())
-    assert not qa_step_good(record, s2, "search", subject)  # a repeated query
-    assert not qa_step_good(record, s2, "answer", record["answer"])  # true, but does not follow from s2 yet
-    assert qa_step_good(record, s3, "answer", record["answer"])
-    assert not qa_step_good(record, s3, "answer", "Nowhere")
-    assert not qa_step_good(record, s3, None, "")
+    other = next(p.name for p in people if p.name not in (subject, bridge) and p.name not in first + second)
+    assert qa_step_good(prompt, "search", subject)  # named by the question
+    assert not qa_step_good(prompt, "search", other)  # named nowhere in the state: invented
+    assert not qa_step_good(prompt, "search", bridge)  # not named yet by the question or a retrieved article
+    assert qa_step_good(s2, "search", bridge.lower())  # the retrieved article names it
+    assert not qa_step_good(s2, "search", subject)  # a repeated query
+    assert qa_step_good(s3, "answer", record["answer"])
+    assert not qa_step_good(s3, "answer", "Nowhere")  # no retrieved article states it
+    assert not qa_step_good(s3, "answer", subject)  # the question's own name is no answer
+    assert not qa_step_good(s3, None, "")
+    # A question with no known field (a HotpotQA-style one): any phrase a retrieved article states, except the
+    # question's own names.
+    q = "Use tools.\nQuestion: Which river runs past Tarrow Vale?\n<search_query>Tarrow Vale</search_query>" + \
+        format_result("Tarrow Vale", "Tarrow Vale: the Ivel river runs past Tarrow Vale.")
+    assert qa_step_good(q, "answer", "the Ivel river") and qa_step_good(q, "search", "Ivel")
+    assert not qa_step_good(q, "answer", "Tarrow Vale") and not qa_step_good(q, "answer", "the Severn")
 
 
-def test_math_process_judge():
-    record = {"task": "math", "ops": [[7, "+", 7, 14], [14, "*", 3, 42]], "answer": "42", "prompt": "p\n"}
-    s2 = "p\n<math_exp>7 + 7</math_exp>" + format_result("7 + 7", "14")
-    assert math_step_good(record, "p\n", "math", "7 + 7")
-    assert math_step_good(record, "p\n", "math", "14")  # any expression of the needed value
-    assert not math_step_good(record, "p\n", "math", "7 + 8")
-    assert not math_step_good(record, "p\n", "answer", "42")  # right, but not computed yet
-    assert not math_step_good(record, s2, "math", "7 + 7")  # already computed
-    assert math_step_good(record, s2, "math", "14 * 3")
-    s3 = s2 + "<math_exp>14 * 3</math_exp>" + format_result("14 * 3", "42")
-    assert math_step_good(record, s3, "answer", "42.0")
-    assert not math_step_good(record, s3, "answer", "14")
-    assert not math_step_good(record, s3, "search", "42")
+def test_qa_answer_stated_in_a_retrieved_article_is_good_even_if_wrong(world):
+    people, _, tools = world
+    record = next(r for r in qa_questions(people, "train") if r["attribute"] == "city")
+    person = next(p for p in people if p.name == record["subject"])
+    assert person.city != record["answer"]  # the subject's own city answers the wrong hop
+    s2 = record["prompt"] + f"<search_query>{person.name}</search_query>" + format_result(
+        person.name, tools["search"](person.name))
+    # The article states it, so it follows from the results (App. E: judge whether it follows, not whether it is
+    # true). The old gold-aware judge said BAD here (it required the asked field of the *bridge's* article).
+    assert qa_step_good(s2, "answer", person.city)
+    assert not qa_step_good(s2, "answer", person.company)  # stated, but not what "where ... born" asks for
+    assert not qa_step_good(record["prompt"], "answer", person.city)  # nothing retrieved yet
+
+
+MATH_Q = "Use tools.\nQuestion: Hugo has 9 cards. He loses 8. He finds 3 more. How many cards does Hugo have now?\n"
+
+
+def _math_state(*exprs: str) -> str:
+    return MATH_Q + "".join(f"<math_exp>{e}</math_exp>" + format_result(e, calculator(e)) for e in exprs)
+
+
+def test_math_process_judge_reads_the_state():
+    assert math_step_good(MATH_Q, "math", "9 - 8")
+    assert math_step_good(MATH_Q, "math", "9 + 8")  # a wrong operator over the right numbers is a sensible move
+    assert not math_step_good(MATH_Q, "math", "9 - 7")  # 7 is in neither the question nor a result
+    assert not math_step_good(MATH_Q, "math", "9")  # not an operation
+    assert not math_step_good(MATH_Q, "math", "8 - 9")  # a negative count
+    assert not math_step_good(MATH_Q, "math", "9 - 8 * (")  # not arithmetic
+    assert not math_step_good(MATH_Q, "answer", "2")  # right, but nothing computed yet
+    s2 = _math_state("9 - 8")
+    assert math_step_good(s2, "math", "1 + 3")  # the running count 1 and the question's unused 3
+    assert not math_step_good(s2, "math", "9 + 3")  # does not build on the latest result
+    assert not math_step_good(s2, "math", "1 + 8")  # brings in nothing new (8 was used)
+    assert not math_step_good(s2, "answer", "1")  # the question's "finds 3 more" is not used yet
+    s3 = _math_state("9 - 8", "1 + 3")
+    assert math_step_good(s3, "answer", "4.0")
+    assert not math_step_good(s3, "answer", "1")  # not the latest result
+    assert not math_step_good(s3, "search", "4")
+    assert not math_step_good(s2, "math", "9 - 8")  # the previous call again
+    eights = "Use tools.\nQuestion: Kira has 9 beads. She loses 8. She finds 8 more. She loses 8. She finds 8 more.\n"
+    loop = eights + "".join(f"<math_exp>{e}</math_exp>" + format_result(e, calculator(e))
+                            for e in ("9 - 8", "1 + 8", "9 - 8"))  # back to a running count of 1, one 8 unused
+    assert math_step_good(loop, "math", "1 * 8")
+    assert not math_step_good(loop, "math", "1 + 8")  # the same expression from the same count: a repeat
+
+
+def test_process_good_trajectory_can_be_wrong_and_the_judge_never_reads_the_gold():
+    # Sensible steps, wrong operator: process-GOOD at every step, outcome NO. The old judge compared each
+    # expression with the record's gold intermediates (`ops`) and said BAD at the first step.
+    record = {"task": "math", "prompt": MATH_Q, "answer": "4", "ops": [[9, "-", 8, 1], [1, "+", 3, 4]]}
+    steps = [{"text": f"<math_exp>{e}</math_exp>", "kind": "math", "content": e, "result": calculator(e)}
+             for e in ("9 + 8", "17 + 3")] + [{"text": "<answer>20</answer>", "kind": "answer", "content": "20",
+                                               "result": None}]
+    (labelled,) = label([{**record, "steps": steps}], program_process_judge(), program_outcome_judge())
+    assert labelled["process"] == [1.0, 1.0, 1.0] and labelled["outcome"] == 0.0
+    assert keep(labelled, "process") and not keep(labelled, "outcome") and not keep(labelled, "both")
+    # Locality: with the gold fields gone or changed the process labels are the same.
+    for gold in ({}, {"answer": "20", "ops": [[9, "+", 8, 17], [17, "+", 3, 20]]}):
+        rec = {"task": "math", "prompt": MATH_Q, **gold}
+        assert [program_process_judge()(rec, s, a) for s, a in decompose({**rec, "steps": steps})] == [1.0] * 3
 
 
 def test_judge_noise_flips_a_fraction_deterministically():
@@ -180,3 +237,21 @@ def test_math_world_ops_match_answers():
     for r in math_questions(20, "train", difficulty=2):
         assert r["ops"] and str(r["ops"][-1][3]) == r["answer"]
         assert scripted_trajectory(r, {"math": calculator}, random.Random(0))[-1]["content"] == r["answer"]
+
+
+def test_swirl_data_reports_the_process_outcome_overlap(tmp_path, capsys):
+    from reasonrl.cli import main
+
+    out = tmp_path / "data"
+    with pytest.raises(SystemExit) as e:
+        main(["swirl-data", "--out", str(out), "--source", "scripted", "--num-questions", "12",
+              "--num-per-question", "3", "--mistake-rate", "0.4", "--swirl.kb_people=40", "--swirl.hotpotqa=false",
+              "--log.progress=false"])
+    assert e.value.code == 0
+    labelled = [json.loads(x) for x in (out / "labelled.jsonl").read_text().splitlines()]
+    summary = json.loads((out / "summary.json").read_text())
+    # by hand from the labels: every step GOOD but the answer judged NO (e.g. the first hop's city)
+    wrong = [t for t in labelled if all(p > 0.5 for p in t["process"]) and t["process"] and t["outcome"] <= 0.5]
+    assert summary["overlap"]["process_kept_outcome_no"] == len(wrong) > 0
+    assert summary["overlap"]["process_kept"] == summary["filters"]["process"]["trajectories"]
+    assert f"process-kept that fail outcome: {len(wrong)} of" in capsys.readouterr().out
