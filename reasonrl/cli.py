@@ -44,7 +44,13 @@ def _parser() -> argparse.ArgumentParser:
         cmds[name].add_argument("--resume", action="store_true", help="continue from the newest checkpoint")
     for name in ("sft", "rl", "rm-train"):
         cmds[name].add_argument("--overwrite", action="store_true",
-                                help="start afresh in a run dir that already holds a run, deleting that run")
+                                help="start afresh in a run dir that already holds a run, replacing that run (kept "
+                                "in <run dir>/.overwritten/ until the new run's first checkpoint)")
+    cmds["eval"].add_argument("--overwrite", action="store_true",
+                              help="replace an earlier evaluation (or compare.json) in the output directory")
+    cmds["swirl-data"].add_argument("--resume", action="store_true",
+                                    help="continue the data in --out (same settings: <out>/settings.json)")
+    cmds["swirl-data"].add_argument("--overwrite", action="store_true", help="replace the data in --out")
     cmds["eval"].add_argument("--model", help="local HF model directory (sets model.path)")
     cmds["eval"].add_argument("--data", help="synthetic, gsm8k, math500, aime24, amc23 or a JSONL path")
     cmds["eval"].add_argument("--num-samples", type=int, help="samples per problem (sets eval.num_samples)")
@@ -153,7 +159,7 @@ def run(argv: list[str]) -> int:
             raise UserError("command line: eval --compare reads two eval output dirs; no model, data or config")
         from reasonrl.eval.compare import compare_command
 
-        compare_command(*args.compare, out_dir=args.out)
+        compare_command(*args.compare, out_dir=args.out, overwrite=args.overwrite)
         return 0
     if args.command in ("eval", "concise"):
         overrides = _eval_overrides(args) + overrides
@@ -185,16 +191,17 @@ def run(argv: list[str]) -> int:
     elif args.command == "eval" and args.tools:
         from reasonrl.swirl.evaluate import eval_tools_command
 
-        eval_tools_command(cfg, out_dir=args.out)
+        eval_tools_command(cfg, out_dir=args.out, overwrite=args.overwrite)
     elif args.command == "swirl-data":
         from reasonrl.swirl.data import swirl_data_command
 
         swirl_data_command(cfg, out=args.out, source=args.source, num_questions=args.num_questions,
-                           num_per_question=args.num_per_question, mistake_rate=args.mistake_rate)
+                           num_per_question=args.num_per_question, mistake_rate=args.mistake_rate,
+                           resume=args.resume, overwrite=args.overwrite)
     elif args.command == "eval":
         from reasonrl.eval.evaluate import evaluate
 
-        evaluate(cfg, out_dir=args.out)
+        evaluate(cfg, out_dir=args.out, overwrite=args.overwrite)
     elif args.command == "concise":
         from reasonrl.concise.select import select_command
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from reasonrl.config import Config
 from reasonrl.errors import UserError
+from reasonrl.outputs import check_output_file, write_atomic
 
 
 def select_problems(rates: list[float], *, p_min: float, p_max: float, num: int) -> list[int]:
@@ -39,10 +40,7 @@ def solve_rates(samples: list[dict], ids: list[str]) -> list[dict]:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(path)
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def select_command(cfg: Config, *, out: str, k: int, num: int, p_min: float, p_max: float,
@@ -60,6 +58,11 @@ def select_command(cfg: Config, *, out: str, k: int, num: int, p_min: float, p_m
         raise UserError(f"command line: --k, --num and --max-problems must be >= 1, got {k}, {num}, {max_problems}")
     if not 0.0 <= p_min < p_max <= 1.0:
         raise UserError(f"command line: need 0 <= --p-min < --p-max <= 1, got {p_min} / {p_max}")
+    inputs = [("data.source", cfg.data.source), ("model.path", cfg.model.path),
+              ("model.tokenizer_path", cfg.model.tokenizer_path)]
+    out_path = check_output_file(out, "concise select --out", inputs=inputs)  # before sampling, not onto an input
+    rates_path = check_output_file(out_path.with_name(out_path.name + ".rates.jsonl"), "concise select --out's rates "
+                                   "file", inputs=inputs)
     dist.init(cfg.dist.backend)
     model, tokenizer = load_or_build(cfg)
     model.to(dist.device())
@@ -81,8 +84,7 @@ def select_command(cfg: Config, *, out: str, k: int, num: int, p_min: float, p_m
                                                    num=num)]
     if not dist.is_main():
         return chosen
-    out_path = Path(out)
-    _write_jsonl(out_path.with_name(out_path.name + ".rates.jsonl"), all_rows)
+    _write_jsonl(rates_path, all_rows)
     if not chosen:
         raise UserError(f"{cfg.data.source}: none of {len(records)} problems has {p_min} < solve rate < {p_max} "
                         f"({k} samples each); evaluate more (--max-problems) or widen the band")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
@@ -91,7 +92,38 @@ def heldout_accuracy(model, tokenizer, cfg, records: list[dict]) -> dict:
     return out
 
 
-def evaluate(cfg, *, out_dir: str | None = None) -> dict:
+EVAL_FILES = ("samples.jsonl", "summary.json", "episodes.jsonl")
+"""What `reasonrl eval` (and `eval --tools`) writes in its output directory besides plots/: an earlier evaluation
+there is replaced only with `--overwrite`."""
+
+
+def check_eval_out(cfg, out_dir: str | None, *, overwrite: bool) -> Path:
+    """The output directory of `reasonrl eval` / `eval --tools` (`--out`, else `log.run_dir`), checked before any
+    work (`reasonrl.outputs`): writable, not an input, and not an earlier evaluation unless `overwrite`."""
+    from reasonrl.outputs import check_output_dir, check_previous
+
+    what = "eval --out" if out_dir else "log.run_dir"
+    inputs = [("model.path", cfg.model.path), ("model.tokenizer_path", cfg.model.tokenizer_path),
+              ("data.source", cfg.data.source)]
+    out = check_output_dir(out_dir or cfg.log.run_dir, what, inputs=inputs, owns=EVAL_FILES)
+    present = [n for n in EVAL_FILES if (out / n).exists()]
+    check_previous(out, what, EVAL_FILES, desc=f"an evaluation ({', '.join(present)})", overwrite=overwrite)
+    return out
+
+
+def write_eval(out: Path, files: dict[str, str]) -> None:
+    """Write an evaluation's `files` (name -> text) atomically and remove the other EVAL_FILES an earlier
+    evaluation left there (an --overwrite'd `eval --tools` and a plain `eval` do not mix)."""
+    from reasonrl.outputs import write_atomic
+
+    for name, text in files.items():
+        write_atomic(out / name, text)
+    for name in EVAL_FILES:
+        if name not in files:
+            (out / name).unlink(missing_ok=True)
+
+
+def evaluate(cfg, *, out_dir: str | None = None, overwrite: bool = False) -> dict:
     """`reasonrl eval`: load the model and data, sample, score, and write samples.jsonl, summary.json, a plot.
 
     The summary table is printed; `mean@n` is accuracy averaged over all samples.
@@ -102,11 +134,10 @@ def evaluate(cfg, *, out_dir: str | None = None) -> dict:
     from reasonrl.eval.plots import plot_length_vs_correct
     from reasonrl.eval.report import print_table
     from reasonrl.model.setup import load_or_build
-    from reasonrl.outputs import check_output_dir
     from reasonrl.tasks.sources import load_split, verifier_for
 
     dist.init(cfg.dist.backend)
-    out = check_output_dir(out_dir or cfg.log.run_dir, "eval --out" if out_dir else "log.run_dir")  # before sampling
+    out = check_eval_out(cfg, out_dir, overwrite=overwrite)  # before sampling
     too_big = [k for k in cfg.eval.pass_k if k > cfg.eval.num_samples]
     if too_big:
         warn(f"eval.pass_k {too_big} exceeds eval.num_samples {cfg.eval.num_samples}: not reported")
@@ -123,11 +154,8 @@ def evaluate(cfg, *, out_dir: str | None = None) -> dict:
     summary = {"data": cfg.data.source, "split": split, "model": cfg.model.path or f"fresh {cfg.model.preset}",
                "num_problems": len(records), **summary}
     if dist.is_main():
-        out.mkdir(parents=True, exist_ok=True)
-        for name, text in (("samples.jsonl", "".join(json.dumps(s) + "\n" for s in samples)),
-                           ("summary.json", json.dumps(summary, indent=2) + "\n")):
-            (out / f"{name}.tmp").write_text(text)
-            (out / f"{name}.tmp").replace(out / name)
+        write_eval(out, {"samples.jsonl": "".join(json.dumps(s) + "\n" for s in samples),
+                         "summary.json": json.dumps(summary, indent=2) + "\n"})
         plot_length_vs_correct([s["length"] for s in samples], [s["correct"] for s in samples],
                                out / "plots" / "length_vs_correct.png",
                                title=f"{cfg.data.source}: length by correctness")

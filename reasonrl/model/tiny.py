@@ -78,19 +78,27 @@ def num_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def load_model(path: str | Path, tokenizer_path: str | Path | None = None, *, dtype: torch.dtype = torch.float32):
-    """Load any local HF causal LM and its tokenizer; a path that is not a model is a `UserError`."""
+def check_model_dir(path: str | Path, what: str = "model.path") -> Path:
+    """`path` looks like a HF model directory (it has a config.json), else a UserError naming `what`."""
     p = Path(path)
     if not (p / "config.json").is_file():
-        raise UserError(f"model.path: {p} is not a Hugging Face model directory (no config.json)")
+        raise UserError(f"{what}: {p} is not a Hugging Face model directory (no config.json)")
+    return p
+
+
+def load_model(path: str | Path, tokenizer_path: str | Path | None = None, *, dtype: torch.dtype = torch.float32,
+               what: str = "model.path"):
+    """Load any local HF causal LM and its tokenizer; a path that is not a model is a `UserError` naming `what`
+    (the option that gave the path)."""
+    p = check_model_dir(path, what)
     tp = Path(tokenizer_path) if tokenizer_path else p
     if not any((tp / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
-        raise UserError(f"model.tokenizer_path: {tp} holds no tokenizer files")
+        raise UserError(f"{'model.tokenizer_path' if tokenizer_path else what}: {tp} holds no tokenizer files")
     try:
         model = AutoModelForCausalLM.from_pretrained(p, dtype=dtype, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(tp, local_files_only=True)
     except (OSError, ValueError, SafetensorError) as e:  # SafetensorError: truncated or corrupt weights
-        raise UserError(f"model.path: {p}: cannot load: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
+        raise UserError(f"{what}: {p}: cannot load: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

@@ -201,24 +201,40 @@ def load_judge(path: str | Path, *, device=None, batch_size: int = 64,
                principle: str = "") -> GenerativeJudge | BradleyTerryJudge:
     """A judge saved by `save_judge` (`reasonrl rm-train` writes one to `<run_dir>/judge`). A generative judge
     asks with the principle it was trained with (`judge.json`), or with `principle` when one is given."""
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM, AutoModelForTokenClassification, AutoTokenizer
+
+    from reasonrl.userfiles import read_json_object, require
 
     p = Path(path)
     if not (p / "judge.json").is_file():
         raise UserError(f"pairwise.judge_path: {p} holds no judge.json (train one with `reasonrl rm-train`)")
-    spec = json.loads((p / "judge.json").read_text())
-    tokenizer = AutoTokenizer.from_pretrained(p, local_files_only=True)
+    where = str(p / "judge.json")
+    spec = read_json_object(p / "judge.json")
+    kind = require(spec, where, "kind", "str")
+    if kind not in ("generative", "bt"):
+        raise UserError(f"{where}: unknown judge kind {kind!r} (generative or bt)")
+    max_length = require(spec, where, "max_length", "int_or_none")
+    if kind == "generative":
+        template, yes, no = (require(spec, where, key, "str") for key in ("template", "yes", "no"))
+        saved_principle = spec.get("principle", "")  # judges saved before pairwise.principle have none
+        if not isinstance(saved_principle, str):
+            raise UserError(f"{where}: key 'principle' must be a string, got {type(saved_principle).__name__}")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(p, local_files_only=True)
+        if kind == "generative":
+            model = AutoModelForCausalLM.from_pretrained(p, dtype=torch.float32, local_files_only=True)
+        else:
+            model = AutoModelForTokenClassification.from_pretrained(p, num_labels=1, local_files_only=True)
+    except (OSError, ValueError, SafetensorError) as e:  # no tokenizer, truncated or corrupt weights, ...
+        raise UserError(f"pairwise.judge_path: {p}: cannot load: {(str(e).splitlines() or [type(e).__name__])[0]}"
+                        ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if spec["kind"] == "generative":
-        model = AutoModelForCausalLM.from_pretrained(p, dtype=torch.float32, local_files_only=True)
-        judge = GenerativeJudge(model, tokenizer, template=spec["template"], yes=spec["yes"], no=spec["no"],
-                                max_length=spec["max_length"], batch_size=batch_size,
-                                principle=principle or spec.get("principle", ""))
-    elif spec["kind"] == "bt":
-        model = AutoModelForTokenClassification.from_pretrained(p, num_labels=1, local_files_only=True)
-        judge = BradleyTerryJudge(model, tokenizer, max_length=spec["max_length"], batch_size=batch_size)
+    if kind == "generative":
+        judge = GenerativeJudge(model, tokenizer, template=template, yes=yes, no=no, max_length=max_length,
+                                batch_size=batch_size, principle=principle or saved_principle)
     else:
-        raise UserError(f"{p / 'judge.json'}: unknown judge kind {spec['kind']!r}")
+        judge = BradleyTerryJudge(model, tokenizer, max_length=max_length, batch_size=batch_size)
     judge.model.eval().requires_grad_(False).to(device or "cpu")
     return judge

@@ -26,15 +26,18 @@ from reasonrl.config import Config
 from reasonrl.errors import UserError
 from reasonrl.model.setup import load_or_build
 from reasonrl.model.value import value_model_from_policy
+from reasonrl.outputs import write_atomic
 from reasonrl.pairwise import metrics
 from reasonrl.pairwise.judges import BradleyTerryJudge, GenerativeJudge, save_judge
 from reasonrl.pairwise.world import load_preferences, preference_set
 from reasonrl.train import rundir
+from reasonrl.train.checkpoint import drop_overwritten
 from reasonrl.train.data import micro_batch_indices
 from reasonrl.train.logging import MetricsLog
 from reasonrl.train.schedule import build_scheduler
 
 RUN_FILES = ("config.json", "metrics.jsonl", "plots", "judge", "eval.json")  # what a judge run writes
+assert set(RUN_FILES) <= set(rundir.ALL_RUN_FILES), "rundir.ALL_RUN_FILES must name every run file of rm-train"
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,9 @@ def preference_data(cfg: Config) -> tuple[list[dict], list[dict]]:
     the last `num_test` held out."""
     pw = cfg.pairwise
     if pw.data == "synthetic":
+        if cfg.data.difficulty not in (1, 2):
+            raise UserError(f"data.difficulty: the synthetic preference world uses levels 1 and 2 (+, -, * chains), "
+                            f"got {cfg.data.difficulty}")
         kw = dict(seed=pw.seed, difficulty=cfg.data.difficulty, label_scale=pw.label_scale, offset=pw.offset,
                   recheck_cost=pw.recheck_cost, hidden_errors=pw.hidden_errors)
         return (preference_set(pw.num_train, split="train", **kw), preference_set(pw.num_test, split="test", **kw))
@@ -206,9 +212,8 @@ def rm_train(cfg: Config) -> dict:
     save_judge(judge, run_dir / "judge")
     if cfg.log.plots:
         plot_reliability({pw.judge: result["bins"]}, run_dir / "plots" / "reliability.png")
-    tmp = run_dir / "eval.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(run_dir / "eval.json")
+    write_atomic(run_dir / "eval.json", json.dumps(result, indent=2) + "\n")
+    drop_overwritten(run_dir)  # the new judge is saved: the run an --overwrite set aside can go
     rundir.release(run_dir)
     print(f"rm-train {pw.judge}: accuracy {result['accuracy']:.3f}  consistency {result['consistency']:.3f}  "
           f"ECE {result['ece']:.3f}  -> {run_dir / 'judge'}")

@@ -114,19 +114,13 @@ def write_preferences(records: list[dict], path: str | Path) -> Path:
 
 def load_preferences(path: str | Path) -> list[dict]:
     """Pairs from a JSONL file, one `{"prompt", "chosen", "rejected", ...}` object a line (other fields kept)."""
+    from reasonrl.tasks.datasets import read_objects  # line size, UTF-8, JSON objects, valid text: file:line
+
     p = Path(path)
     if not p.is_file():
         raise UserError(f"pairwise.data: {p}: file not found")
     out = []
-    for i, line in enumerate(p.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise UserError(f"{p}:{i}: malformed JSON: {e.msg}") from None
-        if not isinstance(rec, dict):
-            raise UserError(f"{p}:{i}: expected a JSON object")
+    for i, rec in read_objects(p):
         for key in ("prompt", "chosen", "rejected"):
             if not isinstance(rec.get(key), str) or not rec[key]:
                 raise UserError(f"{p}:{i}: field {key!r} must be a non-empty string")

@@ -342,7 +342,13 @@ def reflection_command(args_checkpoints: str, data: str, out: str | None, *, pro
     """`reasonrl reflection --checkpoints DIR_OR_LIST --data NAME [--probe self] [--out DIR]`; `kw` go to
     `run_probe`. Default output beside the first checkpoint's `checkpoints/` folder: `<run dir>/reflection_<data>`,
     or `<run dir>/reflection_self_<data>` for the self-reflection probe."""
+    from reasonrl.outputs import check_output_dir
+
+    if kw.get("max_new_tokens", 1) < 1:
+        raise UserError(f"reflection: --max-new-tokens must be >= 1, got {kw['max_new_tokens']}")
     ckpts = parse_checkpoints(args_checkpoints)
     name = f"reflection_{data}" if probe == "situational" else f"reflection_{probe}_{data}"
     out_dir = Path(out) if out else ckpts[0].parent.parent / name
+    check_output_dir(out_dir, "reflection --out", inputs=[("--checkpoints", c) for c in ckpts],
+                     owns=("table.jsonl", "correlations.json", "samples.jsonl", "plots", "self_set.jsonl"))
     return run_probe(ckpts, data=data, out_dir=out_dir, probe=probe, **kw)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from reasonrl.errors import UserError
 from reasonrl.retro.params import RetroParams
 from reasonrl.retro.segment import SYNTHETIC_STEP_SEP
+from reasonrl.userfiles import check_text
 
 SYNTHETIC_EXIT_TEXT = " The answer is \\boxed{"
 """The synthetic world's answer sentence, up to the answer (early-exit mode)."""
@@ -18,7 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reviser", default=None, help="a smaller reviser (weak-to-strong); default: --model (self)")
     p.add_argument("--data", required=True, help="JSONL traces: prompt, response, answer (eval's samples.jsonl)")
     p.add_argument("--out", required=True, help="output JSONL of revised traces (+ <stem>.stats.json)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted --out")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted --out (same settings: "
+                   "<stem>.settings.json)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
     p.add_argument("--synthetic", action="store_true",
                    help=f"the synthetic world: step separator {SYNTHETIC_STEP_SEP!r}, its answer sentence as exit "
                    "text, its exact verifier")
@@ -47,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def params_from_args(args: argparse.Namespace) -> RetroParams:
     """RetroParams from the parsed options; an out-of-range value is a UserError naming the option."""
     checks = [(args.gamma, 0 < args.gamma < 1, "--gamma must lie in (0, 1)"),
+              (args.temperature, 0 <= args.temperature < math.inf, "--temperature must be a finite number >= 0"),
+              (args.top_p, 0 < args.top_p <= 1, "--top-p must lie in (0, 1]"),
+              (args.seed, args.seed >= 0, "--seed must be >= 0"),
               (args.num_rollouts, args.num_rollouts >= 1, "--num-rollouts must be >= 1"),
               (args.max_thoughts, args.max_thoughts >= 1, "--max-thoughts must be >= 1"),
               (args.batch_size, args.batch_size >= 1, "--batch-size must be >= 1"),
@@ -57,6 +64,11 @@ def params_from_args(args: argparse.Namespace) -> RetroParams:
     for value, ok, message in checks:
         if not ok:
             raise UserError(f"retro-search: {message}, got {value!r}")
+    texts = {"--keyword": args.keywords or [], "--step-sep": [args.step_sep or ""],
+             "--exit-text": [args.exit_text or ""], "--template": [args.template]}
+    for option, values in texts.items():
+        for text in values:
+            check_text(text, "retro-search", option)
     d = RetroParams()
     return RetroParams(
         keywords=tuple(args.keywords) if args.keywords else d.keywords,
@@ -73,4 +85,5 @@ def run_command(args: argparse.Namespace) -> dict:
 
     return retro_search_command(args.model, args.data, args.out, reviser_path=args.reviser,
                                 p=params_from_args(args), template=args.template, batch_size=args.batch_size,
-                                synthetic=args.synthetic, resume=args.resume, progress=not args.no_progress)
+                                synthetic=args.synthetic, resume=args.resume, overwrite=args.overwrite,
+                                progress=not args.no_progress)

@@ -5,7 +5,9 @@ samples.jsonl). Traces whose response is wrong under the verifier are skipped; t
 of `batch_size` and each is appended to `out` (one write + fsync) as soon as it is finished, so a crash loses
 only the traces in flight; `--resume` continues after the last complete line. Output lines keep the input's
 `prompt`, `answer` and `id`, hold the revised `response`, the `original_response`, and per-trace counts.
-Summary statistics are printed and written to `<out stem>.stats.json`.
+Summary statistics are printed and written to `<out stem>.stats.json`; the settings that determine the output
+(models' and input's fingerprints, every RetroParams field, template, chunking, verifier) to
+`<out stem>.settings.json`, which `--resume` must match.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from reasonrl.errors import UserError
 from reasonrl.eval.report import print_table
+from reasonrl.outputs import write_atomic
 from reasonrl.retro.search import RetroParams, Revision, Verifier, engine_continue, revise, with_think_end
 from reasonrl.retro.segment import num_switches, split_steps
 
@@ -88,7 +91,7 @@ def retro_search(model, tokenizer, traces: list[dict], out: str | Path, *, verif
 
     out = Path(out)
     if out.exists() and out.stat().st_size and not resume:
-        raise UserError(f"{out} exists: pass --resume to continue it, or remove it")
+        raise UserError(f"{out} exists: pass --resume to continue it, or --overwrite to replace it")
     done = read_done(out, traces) if out.exists() else {}
     correct = [i for i, t in enumerate(traces) if verifier(t["response"], t["answer"])]
     if p.mode == "early_exit":  # close a thinking block only where the reviser has one
@@ -117,25 +120,57 @@ def retro_search(model, tokenizer, traces: list[dict], out: str | Path, *, verif
     if bar is not None:
         bar.close()
     stats = summarize([done[i] for i in sorted(done)], len(traces), len(correct))
-    path = out.with_name(out.stem + ".stats.json")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(stats, indent=2) + "\n")
-    tmp.replace(path)
+    write_atomic(out.with_name(out.stem + ".stats.json"), json.dumps(stats, indent=2) + "\n")
     return stats
 
 
+def retro_settings(model_path: str, reviser_path: str | None, data: str, *, p: RetroParams, template: str,
+                   batch_size: int, synthetic: bool) -> dict:
+    """What determines the revised traces: the models' and the input's bytes (`outputs.fingerprint`, so a moved copy
+    still matches), every RetroParams field, the prompt template, the chunking (its seeds) and the verifier."""
+    from dataclasses import asdict
+
+    from reasonrl.outputs import fingerprint
+
+    return {"model_weights": fingerprint(model_path), "reviser_weights": fingerprint(reviser_path) if reviser_path
+            else None, "data_file": fingerprint(data), **asdict(p), "template": template, "batch_size": batch_size,
+            "synthetic": synthetic}
+
+
 def retro_search_command(model_path: str, data: str, out: str, *, reviser_path: str | None, p: RetroParams,
-                         template: str, batch_size: int, synthetic: bool, resume: bool, progress: bool) -> dict:
+                         template: str, batch_size: int, synthetic: bool, resume: bool, progress: bool,
+                         overwrite: bool = False) -> dict:
     """`reasonrl retro-search`: self mode when no reviser is given (the model revises its own traces), else
-    weak-to-strong (the reviser continues, the model's tokenizer counts tokens)."""
-    from reasonrl.model.tiny import load_model
+    weak-to-strong (the reviser continues, the model's tokenizer counts tokens).
+
+    Every check comes first: the outputs (`--out`, `<stem>.stats.json`, `<stem>.settings.json`: writable, not an
+    input), the models, the traces, and the resume rule (`outputs.check_settings`: an existing `--out` continues
+    only with `--resume` and the settings it was begun with, or is replaced with `--overwrite`)."""
+    from reasonrl.model.tiny import check_model_dir, load_model
+    from reasonrl.outputs import check_output_file, check_settings, write_settings
     from reasonrl.tasks import synthetic as world
     from reasonrl.tasks import verify
 
+    inputs = [("--data", data), ("--model", model_path), ("--reviser", reviser_path)]
+    out_path = check_output_file(out, "retro-search --out", inputs=inputs)
+    stats_path, settings_path = (out_path.with_name(f"{out_path.stem}.{kind}.json") for kind in ("stats", "settings"))
+    for path in (stats_path, settings_path):
+        check_output_file(path, f"retro-search --out's {path.name}", inputs=inputs)
+    check_model_dir(model_path, "--model")
+    if reviser_path:
+        check_model_dir(reviser_path, "--reviser")
     traces = load_traces(data)
-    reviser, tokenizer = load_model(reviser_path or model_path)
+    settings = retro_settings(model_path, reviser_path, data, p=p, template=template, batch_size=batch_size,
+                              synthetic=synthetic)
+    check_settings(out_path, settings_path, settings, what="retro-search --out", resume=resume, overwrite=overwrite,
+                   exists=out_path.exists() and out_path.stat().st_size > 0)
+    reviser, tokenizer = load_model(reviser_path or model_path, what="--reviser" if reviser_path else "--model")
     count_tokenizer = _tokenizer(model_path) if reviser_path else tokenizer
-    stats = retro_search(reviser, tokenizer, traces, out, verifier=world.verify if synthetic else verify.verify,
+    if overwrite:  # every check passed: the old output goes now
+        out_path.unlink(missing_ok=True)
+        stats_path.unlink(missing_ok=True)
+    write_settings(settings_path, settings)
+    stats = retro_search(reviser, tokenizer, traces, out_path, verifier=world.verify if synthetic else verify.verify,
                          p=p, template=template, batch_size=batch_size, resume=resume, progress=progress,
                          count_tokenizer=count_tokenizer)
     mode = "self" if not reviser_path else "weak-to-strong"

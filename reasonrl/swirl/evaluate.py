@@ -5,7 +5,6 @@ accuracy (the outcome judge against the gold answer), steps used, tool errors an
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from reasonrl.config import Config
 from reasonrl.rollout.sampler import SamplingParams
@@ -37,20 +36,21 @@ def evaluate_tools(model, tokenizer, cfg: Config, records: list[dict], tools, *,
     return summarize(labelled), labelled
 
 
-def eval_tools_command(cfg: Config, *, out_dir: str | None = None) -> dict:
+def eval_tools_command(cfg: Config, *, out_dir: str | None = None, overwrite: bool = False) -> dict:
     """`reasonrl eval --tools`: the `swirl.task` test questions (first `eval.max_examples`), summary printed and
-    written with the episodes to `<out>/summary.json` and `<out>/episodes.jsonl`."""
+    written with the episodes to `<out>/summary.json` and `<out>/episodes.jsonl` (the output is checked first, as
+    `reasonrl eval`'s: an earlier evaluation there is replaced only with `overwrite`)."""
+    from reasonrl.eval.evaluate import check_eval_out, write_eval
     from reasonrl.eval.report import print_table
     from reasonrl.model.setup import load_or_build
 
-    model, tokenizer = load_or_build(cfg)
+    out = check_eval_out(cfg, out_dir, overwrite=overwrite)
     index, people = build_world(cfg.swirl)
     records = task_questions(cfg.swirl, people, "test", num=cfg.eval.max_examples or None)
+    model, tokenizer = load_or_build(cfg)
     summary, labelled = evaluate_tools(model, tokenizer, cfg, records, world_tools(index), seed=cfg.train.seed)
     summary = {"task": cfg.swirl.task, "model": cfg.model.path or f"fresh {cfg.model.preset}", **summary}
-    out = Path(out_dir or cfg.log.run_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "episodes.jsonl").write_text("".join(json.dumps(t) + "\n" for t in labelled))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_eval(out, {"episodes.jsonl": "".join(json.dumps(t) + "\n" for t in labelled),
+                     "summary.json": json.dumps(summary, indent=2) + "\n"})
     print_table(f"eval --tools: {cfg.swirl.task}", summary)
     return summary

@@ -287,7 +287,7 @@ def build_judges(spec: str, *, noise: float = 0.0, seed: int = 0, device=None) -
         return program_process_judge(noise=noise, seed=seed), program_outcome_judge(noise=noise, seed=seed)
     from reasonrl.model.tiny import load_model
 
-    model, tokenizer = load_model(spec)
+    model, tokenizer = load_model(spec, what="swirl.judge")
     model.eval().to(device or "cpu")
     return llm_process_judge(model, tokenizer), llm_outcome_judge(model, tokenizer)
 

@@ -19,6 +19,24 @@ from reasonrl.reward.base import Responses, Scored
 from reasonrl.swirl.episodes import cut_step
 from reasonrl.swirl.judges import build_judges
 
+PROGRAM_JUDGE_FIELDS = {"qa": ("subject", "relation", "attribute"), "math": ("ops",)}
+"""The world fields of a state that the programmatic process judge reads, by task (`swirl.judges`)."""
+
+
+def check_state(record: dict, cfg: Config) -> None:
+    """A state record holds what the process judge reads (else a UserError naming the record and the field)."""
+    where = f"reward.kind = 'process': record {record.get('id')!r} of data.source {cfg.data.source!r}"
+    if "task" not in record:
+        raise UserError(f"{where} has no 'task' field (write states with `reasonrl swirl-data`)")
+    if record["task"] not in PROGRAM_JUDGE_FIELDS:
+        raise UserError(f"{where}: field 'task' must be one of {', '.join(PROGRAM_JUDGE_FIELDS)}, got "
+                        f"{record['task']!r}")
+    if cfg.swirl.judge == "program":
+        for name in PROGRAM_JUDGE_FIELDS[record["task"]]:
+            if name not in record:
+                raise UserError(f"{where} has no {name!r} field, which swirl.judge = 'program' reads (write states "
+                                "with `reasonrl swirl-data`)")
+
 
 def build(cfg: Config, *, tokenizer=None, device=None):
     process, _ = build_judges(cfg.swirl.judge, noise=cfg.swirl.judge_noise, seed=cfg.train.seed, device=device)
@@ -26,9 +44,7 @@ def build(cfg: Config, *, tokenizer=None, device=None):
     def reward(responses: Responses) -> Scored:
         scores = []
         for record, text in zip(responses.records, responses.texts, strict=True):
-            if "task" not in record:  # the judge reads the world fields (task, subject, ops, ...) of the state
-                raise UserError(f"reward.kind = 'process': record {record.get('id')!r} of data.source "
-                                f"{cfg.data.source!r} has no 'task' field (write states with `reasonrl swirl-data`)")
+            check_state(record, cfg)  # the judge reads the world fields (task, subject, ops, ...) of the state
             scores.append(process(record, record["prompt"], cut_step(text)))
         scores = torch.tensor(scores, dtype=torch.float32)
         good = scores > 0.5

@@ -19,6 +19,7 @@ import random
 import re
 from dataclasses import dataclass
 
+from reasonrl.errors import UserError
 from reasonrl.rollout.tools import calculator
 from reasonrl.swirl.actions import format_action, format_result
 from reasonrl.swirl.search import Article
@@ -187,6 +188,9 @@ def build_world(sw) -> tuple[object, list[Person]]:
     HotpotQA sample's paragraphs when `swirl.hotpotqa`."""
     from reasonrl.swirl.search import SearchIndex, hotpotqa_articles
 
+    most = len(_FIRST) * len(_LAST)
+    if sw.kb_people > most:
+        raise UserError(f"swirl.kb_people: the generated knowledge base has at most {most} people, got {sw.kb_people}")
     people = knowledge_base(sw.kb_people, sw.kb_seed)
     articles = [p.article() for p in people] + (hotpotqa_articles() if sw.hotpotqa else [])
     return SearchIndex(articles, result_chars=sw.result_chars), people
@@ -198,8 +202,13 @@ def task_questions(sw, people: list[Person], split: str, *, task: str | None = N
     task = task or sw.task
     if task == "qa":
         out = qa_questions(people, split)
-        return out if num is None else out[:num]
-    return math_questions(num or 200, split, difficulty=sw.math_difficulty, seed=sw.kb_seed)
+        out = out if num is None else out[:num]
+    else:
+        out = math_questions(num or 200, split, difficulty=sw.math_difficulty, seed=sw.kb_seed)
+    if not out:  # a run on no questions would end "successfully" with nothing in it
+        raise UserError(f"the swirl {task} world (swirl.kb_people = {sw.kb_people}, swirl.kb_seed = {sw.kb_seed}) has "
+                        f"no {split} questions: use more people or another seed")
+    return out
 
 
 def step_limit(sw) -> callable:

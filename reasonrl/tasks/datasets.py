@@ -16,6 +16,7 @@ from pathlib import Path
 import reasonrl
 from reasonrl.errors import UserError
 from reasonrl.tasks.answers import extract_boxed
+from reasonrl.userfiles import check_record_text
 
 DATA_ROOT_ENV = "REASONRL_DATA_ROOT"
 MAX_LINE_BYTES = 1_000_000  # the default of `data.max_line_bytes`
@@ -65,8 +66,15 @@ def _read_objects(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> list[tupl
                 raise UserError(f"{path}:{lineno}: not valid JSON ({e})") from None
             if not isinstance(obj, dict):
                 raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            check_record_text(obj, f"{path}:{lineno}")  # a lone surrogate stops here, not in a tokenizer
             rows.append((lineno, obj))
     return rows
+
+
+def read_objects(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES) -> list[tuple[int, dict]]:
+    """(line number, object) of every non-empty line of any JSONL file the user gives (eval samples, preference
+    pairs, ...): the checks of the data loader (line size, UTF-8, JSON, one object a line, valid text)."""
+    return _read_objects(Path(path), max_line_bytes)
 
 
 def _as_text(value: object, where: str, key: str) -> str:

@@ -23,6 +23,8 @@ import torch
 from reasonrl import dist
 
 STATE_FILE = "trainer_state.pt"
+OVERWRITTEN = ".overwritten"
+"""Where `--overwrite` moves the old run's files (`rundir.claim`) until the new run has a checkpoint of its own."""
 
 
 def step_dir(run_dir: str | Path, step: int) -> Path:
@@ -99,8 +101,15 @@ def save_checkpoint(
             shutil.rmtree(final)
         os.replace(tmp, final)
         _prune(run_dir, keep_last)
+        drop_overwritten(run_dir)
     dist.barrier()
     return final
+
+
+def drop_overwritten(run_dir: str | Path) -> None:
+    """Delete the run that `--overwrite` moved aside (`OVERWRITTEN`): called once the new run has saved a checkpoint
+    or its final output, so a new run that dies before that leaves the old one restorable. Main process only."""
+    shutil.rmtree(Path(run_dir) / OVERWRITTEN, ignore_errors=True)
 
 
 def _prune(run_dir: str | Path, keep_last: int) -> None:
@@ -137,5 +146,6 @@ def export_final(run_dir: str | Path, model: torch.nn.Module, tokenizer) -> Path
         tokenizer.save_pretrained(tmp)
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)
+        drop_overwritten(run_dir)
     dist.barrier()
     return out

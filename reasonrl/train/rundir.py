@@ -7,7 +7,13 @@ and `resumes.jsonl` (what a resume changed). Two calls guard it:
   holds a run is refused unless `train.overwrite`; `train.resume` needs a checkpoint and a config that agrees
   with the saved `config.json` except for `SAFE_TO_CHANGE` keys; a directory locked by a live process is refused.
 - `claim(cfg, resume_step)`, once every input has been read and validated (rank 0 writes): lock the directory,
-  delete the old run on `train.overwrite`, write `config.json`, record changed safe keys in `resumes.jsonl`.
+  move the old run aside on `train.overwrite` (into `.overwritten/`, deleted by `checkpoint.drop_overwritten` once
+  the new run has saved a checkpoint or its final output), write `config.json`, record changed safe keys in
+  `resumes.jsonl`.
+
+A directory "holds a run" when it holds any command's run files (`ALL_RUN_FILES`: a trainer's or rm-train's), and
+`--overwrite` replaces all of them, so no run is left half replaced by another command's. A fresh run's directory
+must not contain one of its inputs among those files (a `model.path` of `<run_dir>/final` would be replaced).
 
 The lock is `run_dir/.lock` holding `{"pid", "host"}`; a lock whose process is gone (same host, dead pid) is
 stale and taken over. It is released at the end of the run and when the process exits.
@@ -27,9 +33,10 @@ from reasonrl import dist
 from reasonrl.config import Config, to_dict, write_resolved
 from reasonrl.errors import UserError
 from reasonrl.outputs import check_output_dir
-from reasonrl.train.checkpoint import latest_checkpoint
+from reasonrl.train.checkpoint import OVERWRITTEN, latest_checkpoint
 
 RUN_FILES = ("config.json", "metrics.jsonl", "checkpoints", "final", "plots", "resumes.jsonl")
+ALL_RUN_FILES = (*RUN_FILES, "judge", "eval.json")  # and rm-train's (pairwise/rm_train.RUN_FILES)
 LOCK = ".lock"
 # Keys a resumed run may change: they steer how long it runs, what it logs and how often it evaluates or saves,
 # not what a step computes. Every other difference from the saved config.json refuses the resume. (A longer
@@ -90,13 +97,24 @@ def check(cfg: Config, *, run_files: tuple[str, ...] = RUN_FILES) -> Path:
     return Path(cfg.log.run_dir)
 
 
+def run_inputs(cfg: Config) -> list[tuple[str, str]]:
+    """The paths a run reads (`outputs.Inputs`): a fresh run's directory must not hold them among its files."""
+    keys = ("model.path", "model.tokenizer_path", "data.source", "data.test_source", "rl.critic_path",
+            "pairwise.judge_path", "pairwise.data", "swirl.judge")
+    values = [getattr(getattr(cfg, k.split(".")[0]), k.split(".")[1]) for k in keys]
+    return [(k, v) for k, v in zip(keys, values, strict=True) if v]
+
+
 def _check(cfg: Config, run_files: tuple[str, ...]) -> None:
-    run_dir = check_output_dir(cfg.log.run_dir, "log.run_dir")
     t = cfg.train
+    # a resumed run reads its checkpoint, not model.path, and moves nothing aside
+    run_dir = check_output_dir(cfg.log.run_dir, "log.run_dir", inputs=() if t.resume else run_inputs(cfg),
+                               owns=(*ALL_RUN_FILES, OVERWRITTEN))
     if t.resume:
         ckpt = latest_checkpoint(run_dir)
         if ckpt is None:
-            raise UserError(f"log.run_dir {run_dir}: --resume, but there is nothing to resume (no checkpoint)")
+            raise UserError(f"log.run_dir {run_dir}: --resume, but there is nothing to resume (no checkpoint)"
+                            + _aside_note(run_dir))
         changes = config_changes(cfg, _saved_config(run_dir))
         unsafe = {k: v for k, v in changes.items() if not _safe(k)}
         if unsafe:
@@ -106,7 +124,7 @@ def _check(cfg: Config, run_files: tuple[str, ...]) -> None:
         if "train.steps" in changes and t.steps < changes["train.steps"][0]:
             raise UserError(f"log.run_dir {run_dir}: --resume may extend train.steps, not shorten it "
                             f"({changes['train.steps'][0]} -> {t.steps})")
-    elif (present := existing_run(run_dir, run_files)) and not t.overwrite:
+    elif (present := existing_run(run_dir, ALL_RUN_FILES)) and not t.overwrite:
         raise UserError(_used(run_dir, present, run_files))
     holder = _live_holder(run_dir / LOCK)
     if holder is not None:
@@ -116,7 +134,16 @@ def _check(cfg: Config, run_files: tuple[str, ...]) -> None:
 def _used(run_dir: Path, present: list[str], run_files: tuple[str, ...]) -> str:
     """The refusal of a fresh run in a used directory; a command whose runs keep no checkpoints cannot resume."""
     how = "pass --resume to continue it or --overwrite" if "checkpoints" in run_files else "pass --overwrite"
-    return f"log.run_dir {run_dir} already holds a run ({', '.join(present)}): {how} to replace it"
+    return f"log.run_dir {run_dir} already holds a run ({', '.join(present)}): {how} to replace it" + _aside_note(
+        run_dir)
+
+
+def _aside_note(run_dir: Path) -> str:
+    aside = run_dir / OVERWRITTEN
+    if not aside.is_dir():
+        return ""
+    return (f"; the run an --overwrite replaced waits in {aside} until the new run saves a checkpoint (to restore it, "
+            "see docs/runs.md)")
 
 
 def claim(cfg: Config, resume_step: int, *, run_files: tuple[str, ...] = RUN_FILES) -> None:
@@ -144,17 +171,41 @@ def _claim(cfg: Config, run_dir: Path, resume_step: int, run_files: tuple[str, .
             with (run_dir / "resumes.jsonl").open("a") as f:
                 f.write(line + "\n")
     else:  # a fresh run: check() let an old run through only with train.overwrite; one may have appeared since
-        present = existing_run(run_dir, run_files)
+        present = existing_run(run_dir, ALL_RUN_FILES)
         if present and not cfg.train.overwrite:
             release(run_dir)
             raise UserError(_used(run_dir, present, run_files))
-        for name in run_files:
-            p = run_dir / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
+        if cfg.train.overwrite:
+            set_aside(run_dir)
     write_resolved(cfg, run_dir)
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    elif p.exists() or p.is_symlink():
+        p.unlink()
+
+
+def set_aside(run_dir: Path) -> None:
+    """`--overwrite`: move the old run's files into `run_dir/.overwritten/` (deleted once the new run saves a
+    checkpoint or its final output: `checkpoint.drop_overwritten`). If an earlier `--overwrite` left one there and
+    the directory now holds only that attempt's start (no checkpoint, final model or judge), the attempt is deleted
+    and the older run stays aside; if it got further, the old aside is stale and goes first."""
+    aside = run_dir / OVERWRITTEN
+    names = [n for n in ALL_RUN_FILES if (run_dir / n).exists() or (run_dir / n).is_symlink()]
+    if aside.exists():
+        progressed = latest_checkpoint(run_dir) is not None or any((run_dir / n).exists() for n in ("final", "judge"))
+        if not progressed:
+            for name in names:
+                _remove(run_dir / name)
+            return
+        _remove(aside)
+    if not names:
+        return
+    aside.mkdir()
+    for name in names:
+        os.replace(run_dir / name, aside / name)
 
 
 # ------------------------------------------------------------------------------------------------------- the lock

@@ -44,7 +44,7 @@ def test_resolved_config_round_trips(tmp_path):
         ("", ["--train.steps"], "must look like --section.key=value"),
         ("[train]\neval_top_p = 1.5\n", [], "train.eval_top_p must lie in (0, 1], got 1.5"),
         ("[train]\neval_samples = 0\n", [], "train.eval_samples must be >= 1"),
-        ("", ["--train.eval_temperature=-1"], "train.eval_temperature must be >= 0"),
+        ("", ["--train.eval_temperature=-1"], "train.eval_temperature must be a finite number >= 0 (0 = greedy)"),
         ("", ["--rl.dual_clip=0.5"], "rl.dual_clip must be 0 (off) or > 1, got 0.5"),
         ("", ["--rl.clip_low=1.5"], "rl.clip_low must lie in [0, 1)"),
         ("", ["--rl.overlong_penalty=true", "--rl.overlong_cache=200", "--rollout.max_new_tokens=64"],

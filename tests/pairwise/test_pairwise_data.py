@@ -63,7 +63,7 @@ def test_preference_jsonl_errors_name_file_and_line(tmp_path):
     with pytest.raises(UserError, match=r"prefs.jsonl:2: field 'rejected'"):
         load_preferences(path)
     path.write_text("{not json\n")
-    with pytest.raises(UserError, match=r"prefs.jsonl:1: malformed JSON"):
+    with pytest.raises(UserError, match=r"prefs.jsonl:1: not valid JSON"):  # the JSONL loader's message
         load_preferences(path)
     with pytest.raises(UserError, match="file not found"):
         load_preferences(tmp_path / "missing.jsonl")

@@ -171,3 +171,34 @@ def test_exit_options_reach_the_params():
     assert params_from_args(ap.parse_args(base)).think_end == "</think>"
     with pytest.raises(UserError, match="--exit-max-new-tokens"):
         params_from_args(ap.parse_args([*base, "--exit-max-new-tokens", "0"]))
+
+
+def test_cli_settings_beside_the_output_guard_resume(tmp_path, tokenizer_dir):
+    """`<stem>.settings.json` records what determines the output; `--resume` with the same settings continues an
+    interrupted output (a moved copy of the model is the same model), `--overwrite` replaces it and its settings."""
+    model_dir = tmp_path / "model"
+    assert cli.run(["init-model", "--out", str(model_dir), "--model.preset=micro",
+                    f"--model.tokenizer_path={tokenizer_dir}"]) == 0
+    data = tmp_path / "traces.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in _traces(4)))
+    out = tmp_path / "revised.jsonl"
+    args = ["retro-search", "--data", str(data), "--out", str(out), "--synthetic", "--max-new-tokens", "4",
+            "--batch-size", "1", "--no-progress"]
+    assert cli.run([*args, "--model", str(model_dir)]) == 0
+    settings = json.loads((tmp_path / "revised.settings.json").read_text())
+    assert settings["temperature"] == 0.6 and settings["batch_size"] == 1 and len(settings["model_weights"]) == 16
+    full = out.read_text().splitlines()
+    assert len(full) == 3  # traces 0, 1, 2 are correct
+
+    out.write_text(full[0] + "\n")  # interrupted after the first trace
+    moved = tmp_path / "moved_model"
+    model_dir.rename(moved)
+    assert cli.run([*args, "--model", str(moved), "--resume"]) == 0
+    assert [json.loads(x)["index"] for x in out.read_text().splitlines()] == [0, 1, 2]
+    assert json.loads((tmp_path / "revised.settings.json").read_text()) == settings
+
+    assert cli.run([*args, "--model", str(moved), "--overwrite", "--seed", "5"]) == 0
+    assert json.loads((tmp_path / "revised.settings.json").read_text()) == {**settings, "seed": 5}
+    assert len(out.read_text().splitlines()) == 3
+    with pytest.raises(UserError, match="seed 5 -> 0"):
+        cli.run([*args, "--model", str(moved), "--resume"])

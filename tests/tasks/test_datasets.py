@@ -200,3 +200,14 @@ def test_data_root_fallbacks(tmp_path, monkeypatch):
         D.data_root()
     (tmp_path / "work" / "shared" / "data").mkdir(parents=True)
     assert D.data_root() == (tmp_path / "work" / "shared" / "data").resolve()
+
+
+def test_a_lone_surrogate_is_named_where_the_file_is_read(tmp_path):
+    """JSON may spell a lone UTF-16 surrogate; no tokenizer can encode it, so the loader names the line and field."""
+    path = tmp_path / "s.jsonl"
+    path.write_text('{"prompt": "Hi \\ud83d\\ude00", "answer": "1"}\n{"prompt": "a \\ud83d b", "answer": "1"}\n')
+    with pytest.raises(UserError, match=r"s.jsonl:2: field 'prompt' is not valid Unicode text \(a lone surrogate"):
+        D.load_jsonl(path)  # line 1's pair is a real emoji and passes
+    path.write_text('{"prompt": "p", "answer": "1", "steps": [{"text": "\\udc00"}]}\n')
+    with pytest.raises(UserError, match=r"s.jsonl:1: field 'steps'"):
+        D.load_jsonl(path)  # nested text too: a reward may read any field
