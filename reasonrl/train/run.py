@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from itertools import islice
 from pathlib import Path
 
 import torch
@@ -30,22 +32,26 @@ def start_run(cfg: Config):
     return run_dir, dist.device(), resume_from, model, tokenizer
 
 
-def check_prompts(cfg: Config, model, tokenizer, records: list[dict]) -> None:
-    """Every prompt of `records` fits the model's positions (else one UserError line naming the problem's id)."""
+def check_prompts(cfg: Config, model, tokenizer, records: Iterable[dict], chunk: int = 4096) -> None:
+    """Every prompt of `records` fits the model's positions (else one UserError line naming the problem's id).
+    Read `chunk` records at a time, so a lazy source (`hf_data.Records`) is never held whole in memory."""
     from reasonrl.rollout.sampler import check_prompt_positions
-    from reasonrl.tasks.prompts import format_prompt
+    from reasonrl.tasks.prompts import record_prompt
 
-    prompts = [format_prompt(tokenizer, r["prompt"], cfg.data.prompt_template) for r in records]
-    check_prompt_positions(dist.unwrap(model), tokenizer, prompts, what="data",
-                           names=[str(r.get("id", i)) for i, r in enumerate(records)])
+    rows, start = iter(records), 0
+    while part := list(islice(rows, chunk)):
+        prompts = [record_prompt(tokenizer, r, cfg.data.prompt_template) for r in part]
+        check_prompt_positions(dist.unwrap(model), tokenizer, prompts, what="data",
+                               names=[str(r.get("id", start + i)) for i, r in enumerate(part)])
+        start += len(part)
 
 
 def open_log(cfg: Config, run_dir: Path, resume_step: int, *, model=None, tokenizer=None,
-             sampled: list[dict] | None = None) -> MetricsLog:
+             sampled: Iterable[dict] | None = None) -> MetricsLog:
     """The first write of a run, once every input is read and validated: check that the problems the run will
     sample from (`sampled`) fit the model, lock the run directory and write its config (`rundir.claim`), then
     open the metrics log (resumed runs keep their lines up to `resume_step`)."""
-    if sampled:
+    if sampled is not None:
         check_prompts(cfg, model, tokenizer, sampled)
     rundir.claim(cfg, resume_step)
     warn_if_heldout_is_train(cfg.data)
