@@ -378,6 +378,11 @@ class LogConfig:
     """Show progress bars."""
     plots: bool = True
     """Write plots under `run_dir/plots/`."""
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = field(default_factory=list)
+    """Trackers that also get every numeric metric of `metrics.jsonl` (same names and steps) and the resolved config
+    (`reasonrl.train.trackers`; `pip install -e .[tracking]`). metrics.jsonl and the plots are always written."""
+    project: str = ""
+    """W&B project and MLflow experiment; empty: the trackers' defaults ($WANDB_PROJECT, $MLFLOW_EXPERIMENT_NAME)."""
 
 
 @dataclass

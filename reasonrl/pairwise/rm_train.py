@@ -29,12 +29,12 @@ from reasonrl.model.value import value_model_from_policy
 from reasonrl.pairwise import metrics
 from reasonrl.pairwise.judges import BradleyTerryJudge, GenerativeJudge, save_judge
 from reasonrl.pairwise.world import load_preferences, preference_set
-from reasonrl.train import rundir
+from reasonrl.train import rundir, trackers
 from reasonrl.train.data import micro_batch_indices
 from reasonrl.train.logging import MetricsLog
 from reasonrl.train.schedule import build_scheduler
 
-RUN_FILES = ("config.json", "metrics.jsonl", "plots", "judge", "eval.json")  # what a judge run writes
+RUN_FILES = ("config.json", "metrics.jsonl", "plots", "judge", "eval.json", *trackers.TRACKER_FILES)  # a judge run's
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,7 @@ def rm_train(cfg: Config) -> dict:
     if cfg.train.resume:
         raise UserError("train.resume: rm-train keeps no checkpoints and cannot resume; rerun with --overwrite")
     rundir.check(cfg, run_files=RUN_FILES)
+    trackers.check(cfg)
     torch.manual_seed(cfg.train.seed)
     train_pairs, test_pairs = preference_data(cfg)
     judge = build_judge(cfg)
@@ -179,7 +180,7 @@ def rm_train(cfg: Config) -> dict:
     o = cfg.optim
     optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
     scheduler = build_scheduler(optimizer, o, cfg.train.steps)
-    log = MetricsLog(run_dir)
+    log = MetricsLog(run_dir, trackers=trackers.start(cfg, run_dir, 0))
     bar = _bar(cfg, cfg.train.steps, f"rm-train {pw.judge}{'' if pw.judge == 'bt' else ' swap' if pw.swap else ''}")
     for step in range(cfg.train.steps):
         idx = micro_batch_indices(step, batch_size=cfg.train.batch_size, num_examples=len(rows), seed=cfg.train.seed)
@@ -206,6 +207,7 @@ def rm_train(cfg: Config) -> dict:
     tmp = run_dir / "eval.json.tmp"
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(run_dir / "eval.json")
+    log.close()
     rundir.release(run_dir)
     print(f"rm-train {pw.judge}: accuracy {result['accuracy']:.3f}  consistency {result['consistency']:.3f}  "
           f"ECE {result['ece']:.3f}  -> {run_dir / 'judge'}")
