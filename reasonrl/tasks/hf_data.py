@@ -292,19 +292,22 @@ def _column(ds, column: str):
 
 
 def _check_values(ds, label: str, column: str, kind: str, *, blank: bool) -> None:
-    """Every value of a required column is present; a required text prompt is not blank, a float finite."""
+    """Every value of a required column is present; a required text prompt is not blank, a float finite. Chunk by
+    chunk of the mapped table, so the temporaries stay small whatever the number of rows."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    values = _column(ds, column)
-    if values.null_count:
-        bad, problem = pc.is_null(values), "is missing (null)"
-    elif kind == "text" and blank:
-        bad, problem = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(values)), 0), "is blank"
-    elif kind == "number" and pa.types.is_floating(values.type):
-        bad, problem = pc.invert(pc.is_finite(values)), "is not a finite number"
-    else:
-        return
-    row = pc.index(bad, True).as_py()
-    if row >= 0:
-        raise UserError(f"{label}: row {row}: column {column!r} {problem}")
+    offset = 0
+    for values in _column(ds, column).chunks:
+        if values.null_count:
+            bad, problem = pc.is_null(values), "is missing (null)"
+        elif kind == "text" and blank:
+            bad, problem = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(values)), 0), "is blank"
+        elif kind == "number" and pa.types.is_floating(values.type):
+            bad, problem = pc.invert(pc.is_finite(values)), "is not a finite number"
+        else:
+            bad = None
+        row = -1 if bad is None else pc.index(bad, True).as_py()
+        if row >= 0:
+            raise UserError(f"{label}: row {offset + row}: column {column!r} {problem}")
+        offset += len(values)

@@ -329,3 +329,14 @@ def test_cli_bad_data_exits_2_before_writing(bad, name, tmp_path, tokenizer_dir,
     err = capsys.readouterr().err.strip().splitlines()
     assert e.value.code == 2 and len(err) == 1 and BAD[name] in err[0], err
     assert not run.exists()
+
+
+def test_value_checks_count_rows_across_the_tables_chunks(tmp_path):
+    """The checks read the mapped table chunk by chunk (bounded memory); row numbers are the table's own."""
+    good = pa.table({"question": ["What is 1 + 1?"] * 1000, "answer": ["2"] * 1000})
+    bad = pa.table({"question": ["What is 1 + 1?", " "], "answer": ["2", "2"]})
+    with ipc.new_stream(str(tmp_path / "chunks.arrow"), good.schema) as w:
+        for table in (good, good, good, bad):  # four record batches: four chunks once mapped
+            w.write_table(table)
+    with pytest.raises(UserError, match=r"chunks.arrow: row 3001: column 'question' is blank"):
+        load_split(_cfg(tmp_path / "chunks.arrow"), "train")
