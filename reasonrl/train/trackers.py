@@ -140,30 +140,21 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0][:300]}" if lines else type(e).__name__
 
 
-class _Tracker:
-    """start in `__init__`; `new` is True when the run was created now (not continued); `run_id` what
-    trackers.json keeps to continue it (None: nothing)."""
-
-    name = ""
-    new = True
-    run_id: dict | None = None
-    _done = False
-
-    def finish(self, ok: bool = True) -> None:
-        if not self._done:
-            self._done = True
-            if self in _STARTED:
-                _STARTED.remove(self)
-            self._close(ok)
-
-    def _close(self, ok: bool) -> None:
-        raise NotImplementedError
+def _forget(tracker) -> None:
+    """A tracker being finished is no longer the exit hook's to close."""
+    if tracker in _STARTED:
+        _STARTED.remove(tracker)
 
 
-class TensorBoard(_Tracker):
+# Each tracker starts in `__init__` and has `log(step, values)` and `finish(ok)`; `new` is True when its run was
+# created now (not continued), `run_id` is what trackers.json keeps to continue it (None: nothing to keep).
+
+
+class TensorBoard:
     """Event files in `run_dir/tensorboard/`; hyperparameters in TensorBoard's HPARAMS tab."""
 
     name = "tensorboard"
+    run_id = None
 
     def __init__(self, run_dir: Path, config: dict, saved: dict, project: str, resume_step: int):
         from torch.utils.tensorboard import SummaryWriter
@@ -181,11 +172,12 @@ class TensorBoard(_Tracker):
         for key, value in values.items():
             self._writer.add_scalar(key, value, step)
 
-    def _close(self, ok: bool) -> None:
+    def finish(self, ok: bool = True) -> None:
+        _forget(self)
         self._writer.close()
 
 
-class WandB(_Tracker):
+class WandB:
     """A W&B run named after the run directory, the resolved config as its config; `--resume` continues it."""
 
     name = "wandb"
@@ -203,11 +195,12 @@ class WandB(_Tracker):
     def log(self, step: int, values: dict[str, float]) -> None:
         self._run.log(values, step=step)
 
-    def _close(self, ok: bool) -> None:
+    def finish(self, ok: bool = True) -> None:
+        _forget(self)
         self._run.finish(exit_code=0 if ok else 1)
 
 
-class MLflow(_Tracker):
+class MLflow:
     """An MLflow run named after the run directory (experiment `log.project`, else $MLFLOW_EXPERIMENT_NAME, else
     MLflow's default), the flattened config as its params; `--resume` continues it."""
 
@@ -250,7 +243,8 @@ class MLflow(_Tracker):
         now = int(time.time() * 1000)
         self._client.log_batch(self._run_id, metrics=[Metric(mlflow_key(k), v, now, step) for k, v in values.items()])
 
-    def _close(self, ok: bool) -> None:
+    def finish(self, ok: bool = True) -> None:
+        _forget(self)
         self._client.set_terminated(self._run_id, status="FINISHED" if ok else "FAILED")
 
 
