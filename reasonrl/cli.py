@@ -52,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
                                     help="continue the data in --out (same settings: <out>/settings.json)")
     cmds["swirl-data"].add_argument("--overwrite", action="store_true", help="replace the data in --out")
     cmds["eval"].add_argument("--model", help="local HF model directory (sets model.path)")
-    cmds["eval"].add_argument("--data", help="synthetic, gsm8k, math500, aime24, amc23 or a JSONL path")
+    cmds["eval"].add_argument("--data", help="synthetic, gsm8k, math500, aime24, amc23, a JSONL / parquet / JSON / "
+                              "CSV / Arrow file, a save_to_disk directory or hub:owner/name")
     cmds["eval"].add_argument("--num-samples", type=int, help="samples per problem (sets eval.num_samples)")
     cmds["eval"].add_argument("--out", help="output directory (default: log.run_dir)")
     cmds["eval"].add_argument("--tools", action="store_true", help="SWiRL multi-step tool use on the swirl.task test "

@@ -183,6 +183,8 @@ def check_ranges(cfg: Config, where: str) -> None:
     checks.append((cfg.reward.length_start < cfg.reward.length_end,
                    f"reward.length_start must lie in [0, reward.length_end), got {cfg.reward.length_start} / "
                    f"{cfg.reward.length_end}"))
+    checks.append((len(set(cfg.log.report_to)) == len(cfg.log.report_to),
+                   f"log.report_to names a tracker twice: {cfg.log.report_to}"))
     first = check_fields(cfg)
     if first is not None:
         raise UserError(f"{where}: {first}")

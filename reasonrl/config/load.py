@@ -56,10 +56,16 @@ def _apply(cfg: Config, section: str, key: str, value: Any, where: str) -> None:
     setattr(sec, key, _check_value(value, keys[key], f"{where}: {section}.{key}"))
 
 
+def _is_text(tp: Any) -> bool:
+    return tp is str or typing.get_origin(tp) is Literal and all(isinstance(a, str) for a in typing.get_args(tp))
+
+
 def _parse_override_value(text: str, tp: Any) -> Any:
     """Interpret the text of `--section.key=value` for a field of type `tp`."""
-    if tp is str or typing.get_origin(tp) is Literal and all(isinstance(a, str) for a in typing.get_args(tp)):
+    if _is_text(tp):
         return text
+    if typing.get_origin(tp) is list and _is_text(typing.get_args(tp)[0]) and not text.lstrip().startswith("["):
+        return [item.strip() for item in text.split(",") if item.strip()]  # --log.report_to=wandb,tensorboard
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

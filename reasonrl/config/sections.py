@@ -24,16 +24,25 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     source: str = "synthetic"
-    """`synthetic` (the embedded world), a name from ../shared/data (gsm8k, math500, aime24, amc23) or a JSONL path."""
+    """`synthetic` (the embedded world), a name from ../shared/data (gsm8k, math500, aime24, amc23), a JSONL path, a
+    parquet / JSON / CSV / Arrow file, a `Dataset.save_to_disk` or `DatasetDict.save_to_disk` directory, or
+    `hub:owner/name[:config]` (the only source that may download; `HF_DATASETS_OFFLINE` is honoured)."""
     test_source: str = ""
-    """Where held-out problems come from when not from `source`'s own test split (any value `source` takes). A JSONL
-    `source` has no test split: without this, held-out accuracy is measured on the training file (a warning says so)."""
+    """Where held-out problems come from when not from `source`'s own test split (any value `source` takes). A file
+    has no test split: without this, held-out accuracy is measured on the training file (a warning says so)."""
+    split: str = "train"
+    """Split of a `DatasetDict` directory or hub dataset to train on (a file is one table, read whole)."""
+    test_split: str = "test"
+    """Split of held-out problems: of `test_source` when set, else of `source`, where those have splits."""
     prompt_field: str = "prompt"
-    """JSONL field holding the prompt."""
+    """Field (column) holding the prompt: text, or a list of chat messages `{role, content}` (verl's `prompt`)."""
+    messages_field: str = "messages"
+    """Chat column used as the prompt when there is no `prompt_field` (TRL's conversational format): rendered by
+    the tokenizer's chat template; a final assistant turn is the response."""
     response_field: str = "response"
-    """JSONL field holding the gold response (SFT target)."""
+    """Field holding the gold response (SFT target)."""
     answer_field: str = "answer"
-    """JSONL field holding the final answer (verifier target)."""
+    """Field holding the final answer (verifier target); a dotted path reads a struct (`reward_model.ground_truth`)."""
     num_train: int = 20000
     """Synthetic world: number of training problems."""
     num_test: int = 200
@@ -375,6 +384,11 @@ class LogConfig:
     """Show progress bars."""
     plots: bool = True
     """Write plots under `run_dir/plots/`."""
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = field(default_factory=list)
+    """Trackers that also get every numeric metric of `metrics.jsonl` (same names and steps) and the resolved config
+    (`reasonrl.train.trackers`; `pip install -e .[tracking]`). metrics.jsonl and the plots are always written."""
+    project: str = ""
+    """W&B project and MLflow experiment; empty: the trackers' defaults ($WANDB_PROJECT, $MLFLOW_EXPERIMENT_NAME)."""
 
 
 @dataclass

@@ -11,7 +11,7 @@ import torch
 from reasonrl import dist
 from reasonrl.eval.metrics import summarize
 from reasonrl.rollout.sampler import SamplingParams, check_prompt_positions, sample
-from reasonrl.tasks.prompts import format_prompt
+from reasonrl.tasks.prompts import record_prompt
 from reasonrl.tasks.verify import extract_answer
 
 
@@ -37,7 +37,7 @@ def run_eval(
     samples: list[dict] = []
     was_training = model.training
     model.eval()
-    check_prompt_positions(model, tokenizer, [format_prompt(tokenizer, r["prompt"], template) for r in mine])
+    check_prompt_positions(model, tokenizer, [record_prompt(tokenizer, r, template) for r in mine])
     chunks = range(0, len(mine), per_call)
     if progress and dist.is_main():
         from tqdm import tqdm
@@ -45,7 +45,7 @@ def run_eval(
         chunks = tqdm(chunks, desc="eval", leave=False)
     for start in chunks:
         chunk = mine[start : start + per_call]
-        prompts = [format_prompt(tokenizer, r["prompt"], template) for r in chunk]
+        prompts = [record_prompt(tokenizer, r, template) for r in chunk]
         call = replace(params, seed=params.seed + start)
         out = sample(model, tokenizer, prompts, call)
         for i, text in enumerate(out.response_texts):

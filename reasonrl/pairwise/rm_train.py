@@ -30,13 +30,13 @@ from reasonrl.outputs import write_atomic
 from reasonrl.pairwise import metrics
 from reasonrl.pairwise.judges import BradleyTerryJudge, GenerativeJudge, save_judge
 from reasonrl.pairwise.world import load_preferences, preference_set
-from reasonrl.train import rundir
+from reasonrl.train import rundir, trackers
 from reasonrl.train.checkpoint import drop_overwritten
 from reasonrl.train.data import micro_batch_indices
 from reasonrl.train.logging import MetricsLog
 from reasonrl.train.schedule import build_scheduler
 
-RUN_FILES = ("config.json", "metrics.jsonl", "plots", "judge", "eval.json")  # what a judge run writes
+RUN_FILES = ("config.json", "metrics.jsonl", "plots", "judge", "eval.json", *trackers.TRACKER_FILES)  # a judge run's
 assert set(RUN_FILES) <= set(rundir.ALL_RUN_FILES), "rundir.ALL_RUN_FILES must name every run file of rm-train"
 
 
@@ -177,6 +177,7 @@ def rm_train(cfg: Config) -> dict:
     if cfg.train.resume:
         raise UserError("train.resume: rm-train keeps no checkpoints and cannot resume; rerun with --overwrite")
     rundir.check(cfg, run_files=RUN_FILES)
+    trackers.check(cfg)
     torch.manual_seed(cfg.train.seed)
     train_pairs, test_pairs = preference_data(cfg)
     judge = build_judge(cfg)
@@ -187,7 +188,7 @@ def rm_train(cfg: Config) -> dict:
     o = cfg.optim
     optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
     scheduler = build_scheduler(optimizer, o, cfg.train.steps)
-    log = MetricsLog(run_dir)
+    log = MetricsLog(run_dir, trackers=trackers.start(cfg, run_dir, 0))
     bar = _bar(cfg, cfg.train.steps, f"rm-train {pw.judge}{'' if pw.judge == 'bt' else ' swap' if pw.swap else ''}")
     for step in range(cfg.train.steps):
         idx = micro_batch_indices(step, batch_size=cfg.train.batch_size, num_examples=len(rows), seed=cfg.train.seed)
@@ -213,6 +214,7 @@ def rm_train(cfg: Config) -> dict:
     if cfg.log.plots:
         plot_reliability({pw.judge: result["bins"]}, run_dir / "plots" / "reliability.png")
     write_atomic(run_dir / "eval.json", json.dumps(result, indent=2) + "\n")
+    log.close()
     drop_overwritten(run_dir)  # the new judge is saved: the run an --overwrite set aside can go
     rundir.release(run_dir)
     print(f"rm-train {pw.judge}: accuracy {result['accuracy']:.3f}  consistency {result['consistency']:.3f}  "

@@ -16,6 +16,7 @@ from pathlib import Path
 import reasonrl
 from reasonrl.errors import UserError
 from reasonrl.tasks.answers import extract_boxed
+from reasonrl.tasks.chat import is_chat, split_chat
 from reasonrl.userfiles import check_record_text
 
 DATA_ROOT_ENV = "REASONRL_DATA_ROOT"
@@ -77,7 +78,7 @@ def read_objects(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES) -> list
     return _read_objects(Path(path), max_line_bytes)
 
 
-def _as_text(value: object, where: str, key: str) -> str:
+def as_text(value: object, where: str, key: str) -> str:
     """A field as text: strings as they are, numbers written plainly (AMC's 27.0 -> "27"); other types are errors."""
     if isinstance(value, str):
         return value
@@ -88,26 +89,56 @@ def _as_text(value: object, where: str, key: str) -> str:
     raise UserError(f"{where}: field {key!r} must be a string or a number, got {type(value).__name__}")
 
 
+def field_value(obj: dict, key: str) -> object:
+    """`obj[key]`, or for a dotted key that is not itself a key the value inside nested objects (verl's answer
+    field `reward_model.ground_truth`); None where absent."""
+    if key in obj or "." not in key:
+        return obj.get(key)
+    value: object = obj
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def _records(
-    path: Path, fields: dict[str, str | None], require: Sequence[str], max_line_bytes: int = MAX_LINE_BYTES
+    path: Path, fields: dict[str, str | None], require: Sequence[str], max_line_bytes: int = MAX_LINE_BYTES,
+    messages_field: str | None = None,
 ) -> list[tuple[int, dict[str, str | None]]]:
     """(line number, record) pairs; `fields` maps record keys to file keys (None: always absent). The line's other
-    keys are kept as they are (a reward plug-in may read them: an anchor response, a judge's context)."""
+    keys are kept as they are (a reward plug-in may read them: an anchor response, a judge's context). A prompt
+    that is a list, or a `messages_field` list on a line without the prompt field, is chat messages
+    (`chat.split_chat`): `prompt_messages` holds them, `prompt` the last user message, and a final assistant turn
+    is the response when the response field is absent."""
     records = []
     mapped = {key for key in fields.values() if key is not None} | set(fields) | {"id"}
     for lineno, obj in _read_objects(path, max_line_bytes):
         where = f"{path}:{lineno}"
         record: dict = {k: v for k, v in obj.items() if k not in mapped}
+        chat_response = None
+        prompt_key = fields["prompt"]
+        use_messages = obj.get(prompt_key) is None and messages_field is not None and messages_field in obj
+        if use_messages:
+            prompt_key = messages_field
+            record.pop(messages_field)
+        chat = use_messages or is_chat(obj.get(prompt_key))
+        if chat:
+            record["prompt_messages"], record["prompt"], chat_response = split_chat(obj[prompt_key], where)
         for name, key in fields.items():
-            if key is None or obj.get(key) is None:
+            if name == "prompt" and chat:
+                continue
+            key = prompt_key if name == "prompt" else key
+            value = None if key is None else field_value(obj, key)
+            if value is None and name == "response" and chat_response is not None:
+                record[name] = chat_response
+            elif value is None:
                 if name in require:
                     raise UserError(f"{where}: missing required field {key!r}")
                 record[name] = None
             else:
-                record[name] = _as_text(obj[key], where, key)
+                record[name] = as_text(value, where, key)
         if "prompt" in require and not record["prompt"].strip():
             raise UserError(f"{where}: field {fields['prompt']!r} is empty")
-        record["id"] = _as_text(obj["id"], where, "id") if "id" in obj else f"{path.stem}:{lineno}"
+        record["id"] = as_text(obj["id"], where, "id") if "id" in obj else f"{path.stem}:{lineno}"
         records.append((lineno, record))
     return records
 
@@ -120,9 +151,11 @@ def load_jsonl(
     response_field: str | None = "response",
     require: Sequence[str] = ("prompt",),
     max_line_bytes: int = MAX_LINE_BYTES,
+    messages_field: str | None = None,
 ) -> list[dict]:
     """Records `{"prompt", "answer", "response", "id", **other keys of the line}` from a JSONL file; absent
-    optional fields are None.
+    optional fields are None. Chat-format lines (a list prompt, or a `messages_field` list) add `prompt_messages`
+    (see `_records`).
 
     `require` names which of "prompt", "answer", "response" must be present (the prompt also non-empty); a None
     field name means the file has no such field. `id` is the line's own "id" if it has one, else `<file stem>:<line>`.
@@ -132,7 +165,7 @@ def load_jsonl(
     if unknown:
         raise ValueError(f"require must name fields among {FIELDS}, got {sorted(unknown)}")
     fields = dict(zip(FIELDS, (prompt_field, answer_field, response_field), strict=True))
-    records = [record for _, record in _records(Path(path), fields, require, max_line_bytes)]
+    records = [record for _, record in _records(Path(path), fields, require, max_line_bytes, messages_field)]
     if not records:
         raise UserError(f"{path}: no records (the file is empty or blank)")
     return records
@@ -194,18 +227,21 @@ def load_dataset(
     response_field: str = "response",
     require: Sequence[str] = ("prompt",),
     max_line_bytes: int = MAX_LINE_BYTES,
+    messages_field: str | None = None,
 ) -> list[dict]:
     """A known benchmark name -> `load_named`; otherwise a JSONL path -> `load_jsonl` with these field names,
-    `require`d fields and line-size guard (a JSONL file has no splits: `split` applies to named benchmarks only)."""
+    `require`d fields and line-size guard (a JSONL file has no splits: `split` applies to named benchmarks only).
+    Other formats (parquet, CSV, Arrow, `save_to_disk` directories, the hub) are `tasks.hf_data`'s."""
     if isinstance(source, str) and source in _NAMED:
         if (prompt_field, answer_field, response_field) != FIELDS:
             raise UserError(f"dataset {source!r} is a named benchmark: field names apply to JSONL files only")
         return load_named(source, split=split)
     path = Path(source)
     if not path.is_file():
-        raise UserError(f"dataset {str(source)!r} is neither a known name ({', '.join(KNOWN_DATASETS)}) nor a file")
+        raise UserError(f"dataset {str(source)!r} is neither a known name ({', '.join(KNOWN_DATASETS)}) nor a file "
+                        "or directory (a hub dataset is named hub:owner/name)")
     return load_jsonl(path, prompt_field=prompt_field, answer_field=answer_field, response_field=response_field,
-                      require=require, max_line_bytes=max_line_bytes)
+                      require=require, max_line_bytes=max_line_bytes, messages_field=messages_field)
 
 
 def load_hotpotqa(path: str | Path | None = None) -> list[dict]:
@@ -222,9 +258,9 @@ def load_hotpotqa(path: str | Path | None = None) -> list[dict]:
                 raise UserError(f"{where}: missing required field {key!r}")
         out.append(
             {
-                "id": _as_text(obj["_id"], where, "_id"),
-                "question": _as_text(obj["question"], where, "question"),
-                "answer": _as_text(obj["answer"], where, "answer"),
+                "id": as_text(obj["_id"], where, "_id"),
+                "question": as_text(obj["question"], where, "question"),
+                "answer": as_text(obj["answer"], where, "answer"),
                 "type": obj.get("type"),
                 "level": obj.get("level"),
                 "context": _context(obj["context"], where),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,20 +19,23 @@ class Example:
     num_prompt: int  # tokens before the response; only tokens after it are trained on
 
 
-def encode_example(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, *, template: str,
+def encode_example(tokenizer: PreTrainedTokenizerBase, prompt: str | list[dict], response: str, *, template: str,
                    max_len: int) -> Example:
-    """Tokens of the formatted prompt, then the response and EOS, truncated to `max_len` from the right."""
+    """Tokens of the formatted prompt (text, or chat messages through the chat template with a generation prompt),
+    then the response and EOS, truncated to `max_len` from the right."""
     p_ids = tokenizer(format_prompt(tokenizer, prompt, template), add_special_tokens=False)["input_ids"]
     r_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     return Example(ids=(p_ids + r_ids)[:max_len], num_prompt=len(p_ids))
 
 
-def encode_records(tokenizer, records: list[dict], *, template: str, max_len: int) -> list[Example]:
+def encode_records(tokenizer, records: Iterable[dict], *, template: str, max_len: int) -> list[Example]:
+    """Every record encoded up front (SFT data is read whole: its checks run before the run directory is claimed)."""
     out = []
     for i, r in enumerate(records):
         if not r.get("response"):
             raise UserError(f"SFT data: record {i} ({r.get('id', '?')}) has no response to train on")
-        ex = encode_example(tokenizer, r["prompt"], r["response"], template=template, max_len=max_len)
+        ex = encode_example(tokenizer, r.get("prompt_messages") or r["prompt"], r["response"], template=template,
+                            max_len=max_len)
         if ex.num_prompt >= len(ex.ids):
             raise UserError(f"SFT data: record {i} prompt alone fills data.max_len={max_len}; raise it")
         out.append(ex)

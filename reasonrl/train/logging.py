@@ -1,18 +1,21 @@
-"""Run-directory logging: `metrics.jsonl` (one line per step), resumable by truncation."""
+"""Run-directory logging: `metrics.jsonl` (one line per step), resumable by truncation, and the trackers of
+`log.report_to` behind it (`trackers.py`), which get the same numbers."""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 from reasonrl import dist
 
 
 class MetricsLog:
-    """Appends one JSON object per logged step to `run_dir/metrics.jsonl` (main process only)."""
+    """Appends one JSON object per logged step to `run_dir/metrics.jsonl` (main process only), and sends its
+    numeric values (`scalars`) to `trackers` (started by `trackers.start`: on the main process only)."""
 
-    def __init__(self, run_dir: str | Path, *, resume_step: int = 0):
+    def __init__(self, run_dir: str | Path, *, resume_step: int = 0, trackers: Sequence = ()):
         self.path = Path(run_dir) / "metrics.jsonl"
         # A resumed run replays the steps after its checkpoint: drop their old lines. A fresh run (step 0)
         # keeps nothing, not even an earlier run's step-0 evaluation.
@@ -21,11 +24,16 @@ class MetricsLog:
         # the last record logged (on every process); a resumed run starts from its checkpoint's last line, so a
         # finished run resumed sees its final evaluation there and does not log it twice
         self.last: dict = kept[-1] if kept else {}
+        self.trackers = list(trackers)
         if dist.is_main():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".jsonl.tmp")
             tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
             tmp.replace(self.path)
+        for tracker in self.trackers:
+            if tracker.new:  # first named on this resume: it gets the history so far
+                for line in kept:
+                    self._send(tracker, line)
 
     def log(self, record: dict) -> None:
         self.last = record
@@ -34,6 +42,26 @@ class MetricsLog:
         clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()}
         with self.path.open("a") as f:
             f.write(json.dumps(clean) + "\n")
+        for tracker in self.trackers:
+            self._send(tracker, record)
+
+    def close(self) -> None:
+        """Finish the trackers (the run reached its end)."""
+        for tracker in self.trackers:
+            tracker.finish()
+        self.trackers = []
+
+    @staticmethod
+    def _send(tracker, record: dict) -> None:
+        values = scalars(record)
+        if values:
+            tracker.log(record["step"], values)
+
+
+def scalars(record: dict) -> dict[str, float]:
+    """The values trackers get from a metrics record: finite numbers (not booleans), without `step`."""
+    return {k: float(v) for k, v in record.items()
+            if k != "step" and isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
 
 
 def read_metrics(path: str | Path) -> list[dict]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import time
+from itertools import chain
 
 import torch
 
@@ -97,7 +98,7 @@ def train(cfg: Config) -> dict:
         state = rl.progress_state(trainer_state)
     # the first write, every input validated (the prompts too: a prompt beyond the model's positions stops here)
     log = open_log(cfg, run_dir, state["step"], model=policy, tokenizer=tokenizer,
-                   sampled=train_records + test_records)
+                   sampled=chain(train_records, test_records))
     n_params = num_params(dist.unwrap(policy))
     if state["step"] == 0 and cfg.train.eval_every:  # the starting point of the held-out curve
         log.log({"step": 0, **heldout_accuracy(policy, tokenizer, cfg, test_records)})

@@ -35,7 +35,7 @@ from reasonrl.model.logprobs import sequence_logprobs
 from reasonrl.model.value import token_values
 from reasonrl.reward import Responses, Reward
 from reasonrl.rollout.sampler import Rollout, SamplingParams, sample
-from reasonrl.tasks.prompts import format_prompt
+from reasonrl.tasks.prompts import format_prompt, record_prompt
 from reasonrl.train.data import stream_indices
 from reasonrl.train.grad import clip_grad, clip_grad_synced
 from reasonrl.train.run import dion_data_parallel
@@ -139,7 +139,7 @@ def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed:
                       ) -> tuple[Batch, dict]:
     """Sample `rollout.num_samples` responses per record and score them with the configured reward plug-in
     (`reasonrl.reward`), plus DAPO's overlong shaping when on."""
-    prompts = [format_prompt(tokenizer, r["prompt"], cfg.data.prompt_template) for r in records]
+    prompts = [record_prompt(tokenizer, r, cfg.data.prompt_template) for r in records]
     policy.eval()  # and it stays so: RL trains without dropout (see the module docstring)
     with torch.no_grad():
         ro: Rollout = sample(dist.unwrap(policy), tokenizer, prompts, sampling_params(cfg, seed))

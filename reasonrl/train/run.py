@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from itertools import islice
 from pathlib import Path
 
 import torch
@@ -14,42 +16,48 @@ from reasonrl.model.setup import load_or_build
 from reasonrl.model.tiny import load_model
 from reasonrl.tasks.sources import warn_if_heldout_is_train
 from reasonrl.train import checkpoint as ckpt_lib
-from reasonrl.train import rundir
+from reasonrl.train import rundir, trackers
 from reasonrl.train.logging import MetricsLog, read_metrics
 
 
 def start_run(cfg: Config):
     """Join the process group, check the run directory (`rundir.check`: nothing is written yet), seed, and load
     the model: from the newest checkpoint when resuming, else as configured. Returns (run_dir, device,
-    resume_from or None, model, tokenizer). The trainer then reads its data and calls `open_log`."""
+    resume_from or None, model, tokenizer). The trainer then reads its data and calls `open_log`. The trackers of
+    `log.report_to` are checked here too (`trackers.check`), before the model is loaded."""
     dist.init(cfg.dist.backend)
     run_dir = rundir.check(cfg)
+    trackers.check(cfg)
     torch.manual_seed(cfg.train.seed)
     resume_from = ckpt_lib.latest_checkpoint(run_dir) if cfg.train.resume else None
     model, tokenizer = load_model(resume_from) if resume_from else load_or_build(cfg)
     return run_dir, dist.device(), resume_from, model, tokenizer
 
 
-def check_prompts(cfg: Config, model, tokenizer, records: list[dict]) -> None:
-    """Every prompt of `records` fits the model's positions (else one UserError line naming the problem's id)."""
+def check_prompts(cfg: Config, model, tokenizer, records: Iterable[dict], chunk: int = 4096) -> None:
+    """Every prompt of `records` fits the model's positions (else one UserError line naming the problem's id).
+    Read `chunk` records at a time, so a lazy source (`hf_data.Records`) is never held whole in memory."""
     from reasonrl.rollout.sampler import check_prompt_positions
-    from reasonrl.tasks.prompts import format_prompt
+    from reasonrl.tasks.prompts import record_prompt
 
-    prompts = [format_prompt(tokenizer, r["prompt"], cfg.data.prompt_template) for r in records]
-    check_prompt_positions(dist.unwrap(model), tokenizer, prompts, what="data",
-                           names=[str(r.get("id", i)) for i, r in enumerate(records)])
+    rows, start = iter(records), 0
+    while part := list(islice(rows, chunk)):
+        prompts = [record_prompt(tokenizer, r, cfg.data.prompt_template) for r in part]
+        check_prompt_positions(dist.unwrap(model), tokenizer, prompts, what="data",
+                               names=[str(r.get("id", start + i)) for i, r in enumerate(part)])
+        start += len(part)
 
 
 def open_log(cfg: Config, run_dir: Path, resume_step: int, *, model=None, tokenizer=None,
-             sampled: list[dict] | None = None) -> MetricsLog:
+             sampled: Iterable[dict] | None = None) -> MetricsLog:
     """The first write of a run, once every input is read and validated: check that the problems the run will
     sample from (`sampled`) fit the model, lock the run directory and write its config (`rundir.claim`), then
-    open the metrics log (resumed runs keep their lines up to `resume_step`)."""
-    if sampled:
+    start the trackers and open the metrics log (resumed runs keep their lines up to `resume_step`)."""
+    if sampled is not None:
         check_prompts(cfg, model, tokenizer, sampled)
     rundir.claim(cfg, resume_step)
     warn_if_heldout_is_train(cfg.data)
-    return MetricsLog(run_dir, resume_step=resume_step)
+    return MetricsLog(run_dir, resume_step=resume_step, trackers=trackers.start(cfg, run_dir, resume_step))
 
 
 def dion_data_parallel(cfg: Config) -> bool:
@@ -92,6 +100,7 @@ def finish_run(cfg: Config, run_dir: Path, model, tokenizer, test_records: list[
     if dist.is_main() and cfg.log.plots:
         plot_curves(read_metrics(run_dir / "metrics.jsonl"), plot_keys, run_dir / "plots" / f"{plot_name}.png",
                     title=f"{plot_name}: {run_dir.name}")
+    log.close()
     if dist.is_main():
         rundir.release(run_dir)
     return {"step": step, **final, "run_dir": str(run_dir)}

@@ -1,7 +1,8 @@
 """Run directories: one run per directory, nothing lost and nothing mixed.
 
-A run directory holds `config.json` (the resolved config), `metrics.jsonl`, `checkpoints/`, `final/`, `plots/`
-and `resumes.jsonl` (what a resume changed). Two calls guard it:
+A run directory holds `config.json` (the resolved config), `metrics.jsonl`, `checkpoints/`, `final/`, `plots/`,
+`resumes.jsonl` (what a resume changed) and what the trackers of `log.report_to` keep there (`tensorboard/`,
+`wandb/`, `trackers.json`). Two calls guard it:
 
 - `check(cfg)`, first thing in every trainer (rank 0 looks, read only): a fresh run into a directory that
   holds a run is refused unless `train.overwrite`; `train.resume` needs a checkpoint and a config that agrees
@@ -34,8 +35,9 @@ from reasonrl.config import Config, to_dict, write_resolved
 from reasonrl.errors import UserError
 from reasonrl.outputs import check_output_dir
 from reasonrl.train.checkpoint import OVERWRITTEN, latest_checkpoint
+from reasonrl.train.trackers import TRACKER_FILES
 
-RUN_FILES = ("config.json", "metrics.jsonl", "checkpoints", "final", "plots", "resumes.jsonl")
+RUN_FILES = ("config.json", "metrics.jsonl", "checkpoints", "final", "plots", "resumes.jsonl", *TRACKER_FILES)
 ALL_RUN_FILES = (*RUN_FILES, "judge", "eval.json")  # and rm-train's (pairwise/rm_train.RUN_FILES)
 LOCK = ".lock"
 # Keys a resumed run may change: they steer how long it runs, what it logs and how often it evaluates or saves,
@@ -43,7 +45,7 @@ LOCK = ".lock"
 # train.steps also stretches the lr schedule from the resumed step on; config.json and resumes.jsonl say so.)
 SAFE_TO_CHANGE = frozenset({
     "train.steps", "train.eval_every", "train.eval_examples", "train.save_every", "train.log_checkpoints",
-    "train.resume", "train.overwrite", "log.run_dir", "log.progress", "log.plots", "dist.backend",
+    "train.resume", "train.overwrite", "log.run_dir", "log.progress", "log.plots", "log.report_to", "dist.backend",
 })
 SAFE_SECTIONS = ("eval",)  # read by `reasonrl eval` only
 

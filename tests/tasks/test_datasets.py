@@ -129,7 +129,7 @@ def test_load_jsonl_fields_ids_and_blank_lines(tmp_path):
         (['{"prompt": "a"}', "", "[1, 2]"], r"bad\.jsonl:3: expected a JSON object, got list"),
         (['{"prompt": "a"}', '{"answer": "1"}'], r"bad\.jsonl:2: missing required field 'prompt'"),
         (['{"prompt": "   "}'], r"bad\.jsonl:1: field 'prompt' is empty"),
-        (['{"prompt": ["a"]}'], r"bad\.jsonl:1: field 'prompt' must be a string or a number, got list"),
+        (['{"prompt": ["a"]}'], r"bad\.jsonl:1: chat message 0 must be an object with a string 'role'"),
         (['{"prompt": "a", "answer": true}'], r"bad\.jsonl:1: field 'answer' must be a string or a number, got bool"),
     ],
 )
