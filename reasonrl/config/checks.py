@@ -20,7 +20,8 @@ def check_ranges(cfg: Config, where: str) -> None:
                                                     f"got {r.clip_low} / {r.clip_high}"),
     ]
     for key in ("train.steps", "train.batch_size", "train.grad_accum", "train.eval_examples", "rollout.batch_size",
-                "rollout.num_samples", "data.num_train", "data.max_len", "data.max_line_bytes", "eval.num_samples"):
+                "rollout.num_samples", "data.num_train", "data.max_len", "data.max_line_bytes", "eval.num_samples",
+                "dist.lockstep_sync_every"):
         value = getattr(getattr(cfg, key.split(".")[0]), key.split(".")[1])
         checks.append((value >= 1, f"{key} must be >= 1, got {value}"))
     for key in ("train.eval_every", "train.save_every", "train.early_stop_patience", "eval.max_examples",
