@@ -388,8 +388,9 @@ class DistConfig:
     (15 GB in bf16, 30 GB in fp32) fits beside its shards on an 80 GB GPU: the default (TRL gathers ZeRO-3
     parameters for generation the same way). "lockstep": the sharded model decodes itself, all-gathering each
     layer at every step, and every process keeps stepping (a finished one on a discarded row) until every process
-    is done (HF generate's `synced_gpus`): never more than one layer unsharded, for models whose full parameters
-    do not fit one device, and far slower (the parameters cross the network at every token)."""
+    is done (HF generate's `synced_gpus`): only the root module (embeddings, LM head) and the layer being run
+    unsharded, for models whose full parameters do not fit one device; slower, since the parameters cross the
+    network at every token (2.6x the gathered rollout's time on 2 CPU processes: docs/benchmarks.md)."""
     lockstep_sync_every: int = 1
     """Under "lockstep": decode steps between the all-reduces of the "every process is done" flag. k > 1 makes k
     times fewer of these small all-reduces and up to k - 1 extra (discarded) steps at the end of a rollout."""

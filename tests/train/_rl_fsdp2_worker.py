@@ -162,6 +162,16 @@ def uneven_minibatches(strategy: str) -> dict[str, torch.Tensor]:
     return dist.full_state_dict(model)
 
 
+def tied_replica(tokenizer) -> dict:
+    """`dist.gathered_replica` of an FSDP2-sharded micro model with tied embeddings (the project's presets tie
+    them): its weights, and whether the LM head is still the embedding."""
+    from reasonrl.model.tiny import build_model
+
+    replica = dist.gathered_replica(dist.wrap_model(build_model("micro", tokenizer), "fsdp2"))
+    return {"weights": {k: v.clone() for k, v in replica.state_dict().items()},
+            "tied": replica.lm_head.weight is replica.model.embed_tokens.weight, "class": type(replica).__name__}
+
+
 def run(rank: int, world: int, port: int, out_dir: str, model_dir: str, data: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))
@@ -172,7 +182,10 @@ def run(rank: int, world: int, port: int, out_dir: str, model_dir: str, data: st
     root = Path(out_dir)
     try:
         assert fsdp.sharded(load_config(None, ["--dist.strategy=fsdp2"]))
+        from transformers import AutoTokenizer
+
         rec.start()
+        out["tied_replica"] = tied_replica(AutoTokenizer.from_pretrained(model_dir))
         out["uneven"] = {strategy: uneven_minibatches(strategy) for strategy in ("fsdp2", "ddp")}
         for name, (algo, extra) in SCENARIOS.items():
             rec.start()

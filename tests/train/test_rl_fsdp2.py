@@ -106,6 +106,18 @@ def test_ranks_decode_different_numbers_of_steps(ranks):
         assert r0["batch"].lengths.max() > 1 and len(set(r0["batch"].lengths.tolist())) > 1, name
 
 
+def test_gathered_replica_is_the_whole_model_with_tied_weights_kept(ranks, world_tokenizer):
+    from reasonrl.model.tiny import build_model
+
+    want = build_model("micro", world_tokenizer).state_dict()
+    for rank in ranks:
+        got = rank["tied_replica"]
+        assert got["tied"] and got["class"] == "LlamaForCausalLM"  # no FSDP class: the built-in step applies
+        assert set(got["weights"]) == set(want)
+        for k in want:
+            assert torch.equal(got["weights"][k], want[k]), k
+
+
 def test_policy_critic_and_reference_are_sharded(ranks):
     for name, (algo, _) in w.SCENARIOS.items():
         want = {"policy": True, "reference": True, **({"critic": True} if algo == "ppo" else {})}
