@@ -70,6 +70,11 @@ def all_reduce_mean(x: torch.Tensor) -> torch.Tensor:
     return all_reduce_sum(x) / world_size()
 
 
+def all_true(flag: bool) -> bool:
+    """Whether `flag` holds on every process (one all-reduce: every process must ask); `flag` on one process."""
+    return all_reduce_sum(torch.tensor([0.0 if flag else 1.0])).item() == 0
+
+
 def all_gather_object(obj):
     """List of `obj` from every rank (in rank order); `[obj]` on one process."""
     if not is_dist():
@@ -106,6 +111,68 @@ def wrap_model(model: torch.nn.Module, strategy: str) -> torch.nn.Module:
         fully_shard(layer)
     fully_shard(model)
     return model
+
+
+def wrap_frozen(model: torch.nn.Module, strategy: str) -> torch.nn.Module:
+    """A model that is only read (RL's reference model): sharded like the trained ones under FSDP2 (only its
+    parameters are split: it has no gradients or optimizer state), whole otherwise (DDP has nothing to average)."""
+    return wrap_model(model, strategy) if is_dist() and strategy == "fsdp2" else model
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    """An FSDP2 (`fully_shard`) model: its parameters are DTensor shards between forward passes."""
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def decoding_model(model: torch.nn.Module, mode: str, sync_every: int) -> tuple[torch.nn.Module, int]:
+    """`(module, lockstep)`: what the sampler decodes `model` with under `dist.rollout_params = mode`. A model that
+    is not sharded: its bare module, lockstep 0 (each process decodes on its own). Sharded: "gathered" =
+    `gathered_replica` (a collective; the copy lives as long as the caller keeps it), lockstep 0; "lockstep" = the
+    sharded model itself, lockstep `sync_every` (`sample(..., lockstep=k)` keeps every process stepping until all
+    are done, asked every k steps)."""
+    model = unwrap(model)
+    if not is_sharded(model):
+        return model, 0
+    assert mode in ("gathered", "lockstep"), f"unknown dist.rollout_params {mode!r}"
+    return (gathered_replica(model), 0) if mode == "gathered" else (model, sync_every)
+
+
+def gathered_replica(model: torch.nn.Module) -> torch.nn.Module:
+    """A plain copy of an FSDP2-sharded Hugging Face model for decoding: the model's own class (no FSDP hooks, so
+    no communication during decoding), every parameter its full tensor (`DTensor.full_tensor()`: one all-gather
+    per parameter, in the same order on every process; tied parameters stay tied and are gathered once),
+    buffers shared, no gradients, eval mode. Collective. One full copy of the parameters on every process,
+    freed when the caller drops it."""
+    import copy
+
+    from torch.distributed.fsdp import FSDPModule
+    from torch.distributed.tensor import DTensor
+    from transformers import PreTrainedModel
+
+    assert isinstance(model, PreTrainedModel), f"{type(model).__name__}: only Hugging Face models are gathered"
+    cls = next(c for c in type(model).__mro__ if not issubclass(c, FSDPModule))  # fully_shard subclasses it
+    with torch.device("meta"):
+        replica = cls(copy.deepcopy(model.config))
+    full: dict[int, torch.nn.Parameter] = {}
+    with torch.no_grad():
+        for name, p in model.named_parameters(remove_duplicate=False):
+            if id(p) not in full:  # a parameter outside a forward pass is a shard; the root's may be left whole
+                t = p.full_tensor() if isinstance(p, DTensor) else p.detach().clone()
+                full[id(p)] = torch.nn.Parameter(t, requires_grad=False)
+            _set_tensor(replica, name, full[id(p)])
+        for name, b in model.named_buffers(remove_duplicate=False):
+            _set_tensor(replica, name, b)
+    assert not any(t.is_meta for t in (*replica.parameters(), *replica.buffers())), "a tensor was not gathered"
+    replica.generation_config = copy.deepcopy(model.generation_config)
+    return replica.eval()
+
+
+def _set_tensor(root: torch.nn.Module, name: str, value: torch.Tensor) -> None:
+    """Replace the parameter or buffer `name` ("layers.0.mlp.weight") of `root` by `value`."""
+    owner, _, leaf = name.rpartition(".")
+    setattr(root.get_submodule(owner), leaf, value)
 
 
 def is_ddp(model: torch.nn.Module) -> bool:
@@ -159,7 +226,8 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A full, CPU state dict on every rank (gathers FSDP2 shards); plain `state_dict` otherwise."""
+    """A full, CPU state dict (gathers FSDP2 shards; a collective) on rank 0, an empty dict on the other ranks;
+    plain `state_dict` on one process."""
     if not is_dist():
         return {k: v.detach().cpu() for k, v in model.state_dict().items()}
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict

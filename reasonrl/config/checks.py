@@ -104,6 +104,7 @@ RANGES: dict[str, Range | OneOf] = {
     "pairwise.chosen_first": PROB, "pairwise.max_length": COUNT, "pairwise.num_bins": COUNT,
     "pairwise.best_of_n": COUNT, "pairwise.num_anchors": COUNT, "pairwise.scale": FINITE,
     "pairwise.judge_batch_size": COUNT,
+    "dist.lockstep_sync_every": COUNT,
 }
 """The range of every int and float field (of a list field: of each item), by `section.key`."""
 

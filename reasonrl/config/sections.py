@@ -394,9 +394,26 @@ class LogConfig:
 @dataclass
 class DistConfig:
     strategy: Literal["ddp", "fsdp2"] = "ddp"
-    """Data-parallel wrapping under torchrun; ignored on one process."""
+    """Data-parallel wrapping under torchrun; ignored on one process. "ddp": every process holds the whole model
+    and its optimizer state. "fsdp2": `fully_shard` per decoder layer, then the root; parameters, gradients and
+    optimizer state are split over the processes (RL: policy, critic and reference model; the reference has no
+    gradients or optimizer state)."""
     backend: Literal["auto", "gloo", "nccl"] = "auto"
     """Process-group backend; auto picks nccl on CUDA, gloo otherwise."""
+    rollout_params: Literal["gathered", "lockstep"] = "gathered"
+    """Under fsdp2 on several processes: how the sampler (RL rollouts, held-out evaluation) decodes with sharded
+    parameters. "gathered": the full parameters are gathered once per rollout into a plain copy of the model that
+    decodes with no communication (the built-in decode step, shared prefixes and `rollout.compile` apply) and is
+    freed afterwards: fast, and one full copy of the parameters per process during the rollout, which a 7B model
+    (15 GB in bf16, 30 GB in fp32) fits beside its shards on an 80 GB GPU: the default (TRL gathers ZeRO-3
+    parameters for generation the same way). "lockstep": the sharded model decodes itself, all-gathering each
+    layer at every step, and every process keeps stepping (a finished one on a discarded row) until every process
+    is done (HF generate's `synced_gpus`): only the root module (embeddings, LM head) and the layer being run
+    unsharded, for models whose full parameters do not fit one device; slower, since the parameters cross the
+    network at every token (2.6x the gathered rollout's time on 2 CPU processes: docs/benchmarks.md)."""
+    lockstep_sync_every: int = 1
+    """Under "lockstep": decode steps between the all-reduces of the "every process is done" flag. k > 1 makes k
+    times fewer of these small all-reduces and up to k - 1 extra (discarded) steps at the end of a rollout."""
 
 
 @dataclass

@@ -27,10 +27,13 @@ def run_eval(
     batch_size: int = 64,
     ks: tuple[int, ...] = (1,),
     progress: bool = False,
+    lockstep: int = 0,
 ) -> tuple[dict, list[dict]]:
     """Sample `params.n` responses per record (this rank's share under torchrun), verify, summarise.
 
-    Returns (summary, samples); every rank gets the full lists.
+    Returns (summary, samples); every rank gets the full lists. `lockstep` (`dist.decoding_model`): every rank
+    makes as many `sample` calls as the one with the most chunks (a rank short of one decodes a stand-in prompt
+    and discards it), each in lockstep.
     """
     mine = records[dist.rank() :: dist.world_size()]
     per_call = max(1, batch_size // params.n)
@@ -38,16 +41,23 @@ def run_eval(
     was_training = model.training
     model.eval()
     check_prompt_positions(model, tokenizer, [record_prompt(tokenizer, r, template) for r in mine])
-    chunks = range(0, len(mine), per_call)
+    starts = list(range(0, len(mine), per_call))
+    if lockstep:
+        starts += [-1] * (max(dist.all_gather_object(len(starts))) - len(starts))  # -1: a stand-in call
+    chunks = starts
     if progress and dist.is_main():
         from tqdm import tqdm
 
-        chunks = tqdm(chunks, desc="eval", leave=False)
+        chunks = tqdm(starts, desc="eval", leave=False)
     for start in chunks:
+        if start < 0:
+            sample(model, tokenizer, [record_prompt(tokenizer, records[0], template)], replace(params, n=1),
+                   lockstep=lockstep)
+            continue
         chunk = mine[start : start + per_call]
         prompts = [record_prompt(tokenizer, r, template) for r in chunk]
         call = replace(params, seed=params.seed + start)
-        out = sample(model, tokenizer, prompts, call)
+        out = sample(model, tokenizer, prompts, call, lockstep=lockstep)
         for i, text in enumerate(out.response_texts):
             rec = chunk[int(out.prompt_index[i])]
             samples.append({
@@ -84,10 +94,12 @@ def heldout_accuracy(model, tokenizer, cfg, records: list[dict]) -> dict:
         params = SamplingParams(temperature=t.eval_temperature, top_p=t.eval_top_p, n=t.eval_samples, **common)
     else:
         params = greedy
-    summary, _ = run_eval(dist.unwrap(model), tokenizer, records, params=params, **kwargs)
+    # under FSDP2 as `dist.rollout_params` says: one gathered copy for both protocols, or lockstep decoding
+    model, kwargs["lockstep"] = dist.decoding_model(model, cfg.dist.rollout_params, cfg.dist.lockstep_sync_every)
+    summary, _ = run_eval(model, tokenizer, records, params=params, **kwargs)
     out = {"heldout_acc": summary["mean@n"], "heldout_len": summary["mean_length"]}
     if params is not greedy:
-        g, _ = run_eval(dist.unwrap(model), tokenizer, records, params=greedy, **kwargs)
+        g, _ = run_eval(model, tokenizer, records, params=greedy, **kwargs)
         out["heldout_acc_greedy"] = g["mean@n"]
     return out
 

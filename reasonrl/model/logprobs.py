@@ -118,13 +118,10 @@ def shared_prompt_logits(
     its gradient hooks once per forward call, and this makes two; the RL trainers pass DDP's bare module and
     average the gradients themselves: `rl.training_module`).
     """
-    if not isinstance(model, PreTrainedModel) or not 0 < prompt_len < input_ids.shape[1]:
+    if not isinstance(model, PreTrainedModel) or not prompts_repeat(input_ids, attention_mask, prompt_len):
         return None
     p = prompt_len
-    key = torch.cat([input_ids[:, :p], attention_mask[:, :p].to(input_ids.dtype)], dim=1)  # (N, 2P)
-    uniq, inverse = torch.unique(key, dim=0, return_inverse=True)  # (U, 2P), (N,)
-    if uniq.shape[0] == input_ids.shape[0]:
-        return None
+    uniq, inverse = torch.unique(_prompt_keys(input_ids, attention_mask, p), dim=0, return_inverse=True)  # (U, 2P)
     p_ids, p_mask = uniq[:, :p], uniq[:, p:].to(attention_mask.dtype)
     cache = DynamicCache(config=model.config.get_text_config(decoder=True))  # filled in place by the forward
     kw = {cache_kwarg(model): cache, "use_cache": True}
@@ -134,3 +131,17 @@ def shared_prompt_logits(
     out = model(input_ids=input_ids[:, p:], attention_mask=attention_mask,
                 position_ids=position_ids(attention_mask)[:, p:], **kw)
     return torch.cat([prompt_out.logits[inverse, -1:], out.logits[:, :-1]], dim=1)
+
+
+def prompts_repeat(input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_len: int) -> bool:
+    """Whether `shared_prompt_logits` shares a pass over the first `prompt_len` columns of these rows (for a
+    Hugging Face model): some prompt occurs in two rows, and a response column follows the prompts."""
+    if not 0 < prompt_len < input_ids.shape[1]:
+        return False
+    return torch.unique(_prompt_keys(input_ids, attention_mask, prompt_len), dim=0).shape[0] < input_ids.shape[0]
+
+
+def _prompt_keys(input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_len: int) -> torch.Tensor:
+    """`(N, 2P)`: a row's prompt tokens and their mask; equal keys = the same left-padded prompt."""
+    p = prompt_len
+    return torch.cat([input_ids[:, :p], attention_mask[:, :p].to(input_ids.dtype)], dim=1)

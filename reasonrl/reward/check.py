@@ -18,7 +18,7 @@ from reasonrl import dist
 from reasonrl.config import Config
 from reasonrl.errors import UserError
 from reasonrl.reward.base import Responses, Reward, Scored
-from reasonrl.tasks.prompts import format_prompt
+from reasonrl.tasks.prompts import record_prompt
 
 NUM_RECORDS = 2  # records of the dry call
 
@@ -37,7 +37,7 @@ def dry_responses(records: list[dict], cfg: Config, tokenizer) -> Responses:
     n = cfg.rollout.num_samples
     rows = [i for i in range(len(records)) for _ in range(n)]
     texts = [stand_in(records[i], cfg) for i in rows]
-    prompts = [format_prompt(tokenizer, records[i]["prompt"], cfg.data.prompt_template) for i in rows]
+    prompts = [record_prompt(tokenizer, records[i], cfg.data.prompt_template) for i in rows]
     lengths = torch.tensor([len(tokenizer.encode(t, add_special_tokens=False)) for t in texts], dtype=torch.long)
     return Responses(records=[records[i] for i in rows], prompts=prompts, texts=texts, lengths=lengths,
                      truncated=torch.zeros(len(rows), dtype=torch.bool), group=torch.tensor(rows, dtype=torch.long))

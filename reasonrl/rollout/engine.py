@@ -12,6 +12,13 @@ Where the time goes, and what this loop does about it (profiles in docs/benchmar
 
 Every active row advances exactly one token per step, sampled or forced (tool output), so the step index is
 the response column of every active row.
+
+Lockstep (`lockstep = k >= 1`, an FSDP2-sharded model decoding on several processes): every forward pass
+all-gathers the model's layers, so every process must make as many as the others, whatever lengths its rows
+reach. A process whose rows are all done keeps stepping one finished row (its output is discarded: the row's
+length is already set) until an all-reduced flag, asked every k steps, says every process is done; the
+prefill and `max_new_tokens` are the same everywhere. Lockstep decodes with `model.forward` (the FSDP2 hooks
+run there), never the built-in step, which reads weights directly.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import TYPE_CHECKING
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from reasonrl import dist
 from reasonrl.rollout.banned import BannedWords, token_texts
 from reasonrl.rollout.cache import cache_kwarg, keep_rows, make_cache, repeat_rows, split_prompts
 from reasonrl.rollout.compiled import compiled_step
@@ -82,8 +90,11 @@ class Decoder:
         prefix_ids: Sequence[Sequence[int]],
         params: SamplingParams,
         tools: Mapping[str, ToolFn] | None,
+        *,
+        lockstep: int = 0,
     ):
         self.model, self.tokenizer, self.params = model, tokenizer, params
+        self.lockstep = lockstep  # k >= 1: step with the other processes, asking every k steps (module docstring)
         self.device = next(model.parameters()).device
         self.tools = dict(tools or {})
         self.needles = list(params.stop) + closing_tags(self.tools)
@@ -107,7 +118,7 @@ class Decoder:
         width = ids.shape[1]
         cache = make_cache(self.model, width + max_new)
         logits = self._forward(ids, mask, _positions(mask), cache)[:, -1]
-        use_fast = self.params.fast_step and supports_fast_step(self.model, cache)
+        use_fast = self.params.fast_step and not self.lockstep and supports_fast_step(self.model, cache)
         prompts = None
         if use_fast and self._share_prefix():  # the prompts' cache kept once, a response-only cache per row
             keys, values, cache = split_prompts(cache, width, self.num_rows, max_new)
@@ -136,10 +147,12 @@ class Decoder:
             for row, reason in self._finished(tokens, sampled, active, live, step).items():
                 lengths[row], reasons[row] = step + 1, reason
                 live.discard(row)
-            if not live or step + 1 == max_new:
+            if step + 1 == max_new or self._stop(live, step):
                 break
             if len(active) - len(live) >= max(1, len(active) // 8):
-                keep = torch.tensor([i for i, r in enumerate(active.tolist()) if r in live], device=self.device)
+                # in lockstep a process with no live row keeps one finished row to step the model with
+                keep = [i for i, r in enumerate(active.tolist()) if r in live] or [0]
+                keep = torch.tensor(keep, device=self.device)
                 keep_rows(cache, keep)
                 active, tokens, attn, pos0 = active[keep], tokens[keep], attn[keep], pos0[keep]
             col = width + step + 1
@@ -157,6 +170,13 @@ class Decoder:
             finish_reasons=reasons,
             num_tool_calls=[r.num_tool_calls for r in self.rows] if self.rows else [0] * self.num_rows,
         )
+
+    def _stop(self, live: set[int], step: int) -> bool:
+        """Stop when no row is live; in lockstep when no row is live on any process, asked after every
+        `lockstep`-th step (one all-reduce, made at the same steps everywhere)."""
+        if not self.lockstep:
+            return not live
+        return (step + 1) % self.lockstep == 0 and dist.all_true(not live)
 
     def _share_prefix(self) -> bool:
         """Decode with the prompts' keys and values stored once per prompt (`SamplingParams.share_prefix`; auto:

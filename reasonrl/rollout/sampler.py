@@ -109,12 +109,17 @@ def sample(
     *,
     prefixes: list[str] | None = None,
     tools: Mapping[str, Callable[[str], str]] | None = None,
+    lockstep: int = 0,
 ) -> Rollout:
     """Sample `params.n` continuations of every prompt (optionally of `prompt + prefixes[i]`), with tool calls.
 
     `prompts` are final strings (the caller applies the chat template); `prefixes[i]` is a partial response that
     every sample of prompt i continues from (forced, mask False). `tools` maps a tag to a function: when a sample
     writes `<tag>x</tag>`, `tools[tag](x)` is called and its output forced in (see `rollout/tools.py`).
+
+    `lockstep = k >= 1`: `model` is FSDP2-sharded and every process calls `sample` together: each keeps stepping
+    the model until every process's rows are done (asked every k steps), so their all-gathers pair
+    (`dist.decoding_model`; the engine's docstring). The samples are those of a lone process.
     """
     _check_inputs(tokenizer, prompts, prefixes, tools)
     if params.backend == "vllm":
@@ -129,9 +134,11 @@ def sample(
     _check_positions(model, contexts)
     was_training = model.training
     model.eval()
+    # FSDP2 all-gathers into buffers it keeps for training: made under inference_mode they could not be trained
+    grad_mode = torch.no_grad() if lockstep else torch.inference_mode()
     try:
-        with torch.inference_mode():
-            decoded = Decoder(model, tokenizer, contexts, prefix_ids, params, tools).run()
+        with grad_mode:
+            decoded = Decoder(model, tokenizer, contexts, prefix_ids, params, tools, lockstep=lockstep).run()
     finally:
         model.train(was_training)
     return assemble(tokenizer, prompt_ids, prefix_ids, decoded, params.n)

@@ -12,7 +12,6 @@ Each step reads: rollout -> reward -> filter (dynamic sampling) -> group advanta
 
 from __future__ import annotations
 
-import copy
 import time
 from itertools import chain
 
@@ -27,8 +26,7 @@ from reasonrl.model.tiny import num_params
 from reasonrl.reward import Reward, build_reward
 from reasonrl.reward.check import dry_run
 from reasonrl.tasks.sources import load_split
-from reasonrl.train import checkpoint as ckpt_lib
-from reasonrl.train import rl
+from reasonrl.train import fsdp, rl
 from reasonrl.train.run import finish_run, open_log, policy_and_optimizer, progress_bar, start_run
 from reasonrl.train.schedule import build_scheduler
 
@@ -41,11 +39,12 @@ def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: 
     """Rollout + reward, with DAPO dynamic sampling: keep informative groups until the batch is full.
 
     Each round reads the next `rl.prompts_per_step` prompts of the stream (`rl.step_prompts`, which advances
-    `state["prompt_cursor"]`). A process keeps at most its share of groups and stops sampling once it has them;
-    all processes stop together, when every one is full or after `rl.max_sample_rounds`, so they run the same
-    rounds and their cursors agree. A process may end with fewer groups than the others (the update allows
-    that, `rl.minibatches`); one that kept none while others did holds its last round's first group with the
-    mask cleared (trained on nothing; its rows still count in that step's reward and accuracy log).
+    `state["prompt_cursor"]`). A process keeps at most its share of groups and stops sampling once it has them
+    (under FSDP2 it samples on with the others and discards what it draws: `fsdp`); all processes stop together,
+    when every one is full or after `rl.max_sample_rounds`, so they run the same rounds and their cursors agree.
+    A process may end with fewer groups than the others (the update allows that, `rl.minibatches`); one that kept
+    none while others did holds its last round's first group with the mask cleared (trained on nothing; its rows
+    still count in that step's reward and accuracy log).
     """
     group, step = cfg.rollout.num_samples, state["step"]
     want = cfg.rl.prompts_per_step // dist.world_size()  # groups this process should hold
@@ -56,9 +55,11 @@ def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: 
     rounds = cfg.rl.max_sample_rounds if cfg.rl.dynamic_sampling else 1
     for round_ in range(rounds):
         records = rl.step_prompts(train_records, state, num=cfg.rl.prompts_per_step, seed=cfg.train.seed)
-        if num_kept < want:
+        full = num_kept >= want
+        if not full or fsdp.sharded(cfg):  # a sharded policy samples on every process together, full or not
             batch, info = rl.rollout_and_score(policy, tokenizer, records, cfg,
                                                rl.step_seed(cfg.train.seed, step, round_, dist.rank()), reward)
+        if not full:
             truncated += info["num_truncated"]
             score_time += info["time_score"]
             reward_sums = rl.merge_stat_sums(reward_sums, info["reward_stats"])
@@ -90,7 +91,7 @@ def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: 
 def train(cfg: Config) -> dict:
     rl.check_rl_setup(cfg, dist.launched_world_size())
     run_dir, device, resume_from, policy, tokenizer = start_run(cfg)
-    ref_model = copy.deepcopy(policy).eval().requires_grad_(False).to(device) if cfg.rl.kl_coef > 0 else None
+    ref_model = fsdp.reference_model(policy, cfg, device, resumed=resume_from is not None)
     policy.to(device).train()
     train_records = load_split(cfg.data, "train")
     reward = build_reward(cfg, tokenizer=tokenizer, device=dist.device())
@@ -101,10 +102,7 @@ def train(cfg: Config) -> dict:
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
     state = rl.progress_state(None)
     if resume_from:
-        trainer_state, _ = ckpt_lib.load_trainer_state(resume_from)
-        optimizer.load_state_dict(trainer_state["optimizers"]["policy"])
-        scheduler.load_state_dict(trainer_state["scheduler"])
-        state = rl.progress_state(trainer_state)
+        state = rl.load_rl_checkpoint(resume_from, {"policy": optimizer}, scheduler, cfg)
     # the first write, every input validated (the prompts too: a prompt beyond the model's positions stops here)
     log = open_log(cfg, run_dir, state["step"], model=policy, tokenizer=tokenizer,
                    sampled=chain(train_records, test_records))

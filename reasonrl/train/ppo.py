@@ -12,7 +12,6 @@ critic-only steps on rollouts of the frozen initial policy with Monte-Carlo retu
 
 from __future__ import annotations
 
-import copy
 import time
 from itertools import chain
 
@@ -29,8 +28,7 @@ from reasonrl.model.value import load_value_model, value_model_from_policy
 from reasonrl.reward import build_reward
 from reasonrl.reward.check import dry_run
 from reasonrl.tasks.sources import load_split
-from reasonrl.train import checkpoint as ckpt_lib
-from reasonrl.train import rl
+from reasonrl.train import fsdp, rl
 from reasonrl.train.run import finish_run, open_log, policy_and_optimizer, progress_bar, start_run
 from reasonrl.train.schedule import build_scheduler
 
@@ -76,7 +74,7 @@ def train(cfg: Config) -> dict:
         critic = load_value_model(cfg.rl.critic_path)
     else:
         critic = value_model_from_policy(policy)
-    ref_model = copy.deepcopy(policy).eval().requires_grad_(False).to(device) if cfg.rl.kl_coef > 0 else None
+    ref_model = fsdp.reference_model(policy, cfg, device, resumed=resume_from is not None)
     policy.to(device).train()
     critic.to(device).train()
     train_records = load_split(cfg.data, "train")
@@ -91,11 +89,7 @@ def train(cfg: Config) -> dict:
     total = cfg.rl.value_pretrain_steps + cfg.train.steps
     state = rl.progress_state(None)
     if resume_from:
-        trainer_state, _ = ckpt_lib.load_trainer_state(resume_from)
-        optimizer.load_state_dict(trainer_state["optimizers"]["policy"])
-        critic_opt.load_state_dict(trainer_state["optimizers"]["critic"])
-        scheduler.load_state_dict(trainer_state["scheduler"])
-        state = rl.progress_state(trainer_state)
+        state = rl.load_rl_checkpoint(resume_from, {"policy": optimizer, "critic": critic_opt}, scheduler, cfg)
     # the first write, every input validated (the prompts too: a prompt beyond the model's positions stops here)
     log = open_log(cfg, run_dir, state["step"], model=policy, tokenizer=tokenizer,
                    sampled=chain(train_records, test_records))

@@ -36,6 +36,7 @@ from reasonrl.model.value import token_values
 from reasonrl.reward import Responses, Reward
 from reasonrl.rollout.sampler import Rollout, SamplingParams, sample
 from reasonrl.tasks.prompts import format_prompt, record_prompt
+from reasonrl.train import fsdp
 from reasonrl.train.data import stream_indices
 from reasonrl.train.grad import clip_grad, clip_grad_synced
 from reasonrl.train.run import dion_data_parallel
@@ -85,8 +86,8 @@ def step_seed(seed: int, *parts: int) -> int:
 def check_rl_setup(cfg: Config, world: int) -> None:
     """What an RL run needs beyond the config's own ranges, checked before anything is written: sampling at
     a temperature > 0 (greedy rollouts have no log-probs to form a ratio with; greedy evaluation is
-    `train.eval_temperature = 0`), a prompt batch and minibatch that divide over the `world` processes, and DDP
-    (not FSDP2) when there are several."""
+    `train.eval_temperature = 0`), a prompt batch and minibatch that divide over the `world` processes, and
+    nothing FSDP2 does not support (`fsdp.setup_problems`)."""
     checks = [
         (cfg.rollout.temperature > 0, f"rollout.temperature must be > 0 for RL training, got "
                                       f"{cfg.rollout.temperature} (greedy is for evaluation: train.eval_temperature)"),
@@ -94,9 +95,7 @@ def check_rl_setup(cfg: Config, world: int) -> None:
                                                f"multiple of the {world} processes"),
         (cfg.rl.minibatch_size % world == 0, f"rl.minibatch_size = {cfg.rl.minibatch_size} must be a multiple of "
                                              f"the {world} processes"),
-        (world == 1 or cfg.dist.strategy != "fsdp2", "dist.strategy = fsdp2 is not supported for RL training (the "
-                                                     "sampler would call the sharded model a different number of times "
-                                                     "on each process); use ddp"),
+        *fsdp.setup_problems(cfg, world),
     ]
     for ok, message in checks:
         if not ok:
@@ -142,7 +141,10 @@ def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed:
     prompts = [record_prompt(tokenizer, r, cfg.data.prompt_template) for r in records]
     policy.eval()  # and it stays so: RL trains without dropout (see the module docstring)
     with torch.no_grad():
-        ro: Rollout = sample(dist.unwrap(policy), tokenizer, prompts, sampling_params(cfg, seed))
+        # under FSDP2 as `dist.rollout_params` says: a gathered copy, dropped right after, or lockstep decoding
+        model, lockstep = dist.decoding_model(policy, cfg.dist.rollout_params, cfg.dist.lockstep_sync_every)
+        ro: Rollout = sample(model, tokenizer, prompts, sampling_params(cfg, seed), lockstep=lockstep)
+        del model
         old_logp = recompute_logprobs(policy, ro, cfg) if cfg.rl.recompute_old_logp else ro.logprobs
     t_score = time.perf_counter()
     lengths = ro.response_mask.sum(dim=1)
@@ -206,7 +208,8 @@ def critic_values(critic, batch: Batch, cfg: Config) -> torch.Tensor:
     check_critic_positions(critic, batch)
     pc = batch.critic_prompt_len
     v = token_values(critic, batch.critic_input_ids, batch.critic_attention_mask,
-                     prompt_len=pc if cfg.rl.share_prompt else 0)  # (N, Lc)
+                     prompt_len=fsdp.shared_prompt_len(batch.critic_input_ids, batch.critic_attention_mask, pc,
+                                                       cfg))  # (N, Lc)
     return torch.cat([v.new_zeros(v.shape[0], batch.prompt_len), v[:, pc:]], dim=1)  # (N, L)
 
 
@@ -296,8 +299,9 @@ def training_module(model: torch.nn.Module, cfg: Config) -> torch.nn.Module:
 
 
 def shareable_prompt_len(batch: Batch, cfg: Config) -> int:
-    """The prompt width teacher forcing may run once per distinct prompt (`rl.share_prompt`), else 0."""
-    return batch.prompt_len if cfg.rl.share_prompt else 0
+    """The prompt width teacher forcing may run once per distinct prompt (`rl.share_prompt`), else 0; under FSDP2
+    agreed by every process (`fsdp.shared_prompt_len`)."""
+    return fsdp.shared_prompt_len(batch.input_ids, batch.attention_mask, batch.prompt_len, cfg)
 
 
 def global_count(x: torch.Tensor) -> float:
@@ -492,11 +496,37 @@ def early_stop(state: dict, record: dict, cfg: Config) -> bool:
 
 def save_rl_checkpoint(run_dir: Path, step: int, *, models: dict, tokenizer, optimizers: dict, scheduler,
                        state: dict, n_params: int) -> None:
+    """The models (gathered whole), optimizers, scheduler and progress at `step`. With sharded (FSDP2) models the
+    optimizer states are shards: each process saves its own (`rank{r}.pt`), and `optimizer_shards` says how many."""
     from reasonrl.train import checkpoint as ckpt_lib
 
+    opt_states = {k: ckpt_lib.optimizer_state(o) for k, o in optimizers.items()}
+    shards = dist.world_size() if any(dist.is_sharded(m) for m in models.values()) else 0
     ckpt_lib.save_checkpoint(
         run_dir, step, models=models, tokenizer=tokenizer,
-        trainer_state={"optimizers": {k: ckpt_lib.optimizer_state(o) for k, o in optimizers.items()},
+        trainer_state={"optimizers": None if shards else opt_states, "optimizer_shards": shards,
                        "scheduler": scheduler.state_dict(), "progress": dict(state)},
+        rank_state={"optimizers": opt_states} if shards else None,
         meta={"params": n_params, "tokens_seen": state.get("tokens_seen", 0),
               "compute": 6.0 * n_params * state.get("tokens_seen", 0)})
+
+
+def load_rl_checkpoint(ckpt: Path, optimizers: dict, scheduler, cfg: Config) -> dict:
+    """Restore `optimizers` (by name) and `scheduler` from checkpoint `ckpt` and return the progress
+    (`progress_state`). Sharded optimizer states come from this process's file, so they resume only on as many
+    processes under FSDP2 (one line otherwise, on every process)."""
+    from reasonrl.train import checkpoint as ckpt_lib
+
+    trainer_state, rank_state = ckpt_lib.load_trainer_state(ckpt)
+    saved, now = trainer_state.get("optimizer_shards", 0), dist.world_size() if fsdp.sharded(cfg) else 0
+    if saved != now:
+        def how(n: int) -> str:
+            return f"in {n} FSDP2 shards" if n else "whole"
+
+        raise UserError(f"checkpoint {ckpt}: its optimizer states were saved {how(saved)}, this run holds them "
+                        f"{how(now)}: resume with the processes and dist.strategy it was written with")
+    states = rank_state["optimizers"] if saved else trainer_state["optimizers"]
+    for name, optimizer in optimizers.items():
+        optimizer.load_state_dict(states[name])
+    scheduler.load_state_dict(trainer_state["scheduler"])
+    return progress_state(trainer_state)

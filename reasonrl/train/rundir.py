@@ -46,6 +46,7 @@ LOCK = ".lock"
 SAFE_TO_CHANGE = frozenset({
     "train.steps", "train.eval_every", "train.eval_examples", "train.save_every", "train.log_checkpoints",
     "train.resume", "train.overwrite", "log.run_dir", "log.progress", "log.plots", "log.report_to", "dist.backend",
+    "dist.rollout_params", "dist.lockstep_sync_every",  # how FSDP2 decodes: the same samples (test_rl_fsdp2)
 })
 SAFE_SECTIONS = ("eval",)  # read by `reasonrl eval` only
 

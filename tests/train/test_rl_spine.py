@@ -179,7 +179,6 @@ def test_dynamic_sampling_rounds_continue_the_stream_and_resume(tmp_path, monkey
     ("--rollout.temperature=0", "1", "rollout.temperature"),  # greedy rollouts: no log-probs to form a ratio with
     ("--rl.prompts_per_step=3", "2", "rl.prompts_per_step"),  # 3 prompts over 2 processes
     ("--rl.minibatch_size=5", "2", "rl.minibatch_size"),
-    ("--dist.strategy=fsdp2", "2", "dist.strategy"),  # RL under FSDP2: refused, not left to hang
 ])
 def test_rl_refuses_greedy_sampling_and_indivisible_batches(tmp_path, monkeypatch, capsys, override, world, named):
     """One line, exit 2, before anything is written; WORLD_SIZE is read before the process group is joined."""

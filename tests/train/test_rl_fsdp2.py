@@ -1,0 +1,262 @@
+"""RL under FSDP2 on two gloo ranks vs one process on the whole batch: the real `grpo.train` / `ppo.train`, one step,
+both rollout modes (`dist.rollout_params`), with a crafted policy under which rank 1's rows all stop at their first
+token while rank 0's run on to different lengths (the case where processes decode different numbers of steps).
+The ranks are forked (tests/train/_rl_fsdp2_worker.py); a hang fails after a timeout.
+
+Checked: every rank's rollout is what one process samples from the unsharded policy with its prompts and seed;
+the policy (and critic) after the step equal one process's update on both ranks' batches within 1e-5, the
+reference model sharded too; Dion's FSDP2 path in RL; a resumed run (sharded Dion and AdamW states) equals an
+uninterrupted one; what stays unsupported is one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _rl_fsdp2_worker as w  # noqa: E402
+
+from reasonrl.config import load_config  # noqa: E402
+from reasonrl.model.tiny import load_model  # noqa: E402
+from reasonrl.model.value import value_model_from_policy  # noqa: E402
+from reasonrl.reward import build_reward  # noqa: E402
+from reasonrl.train import fsdp, rl  # noqa: E402
+from reasonrl.train.checkpoint import STATE_FILE  # noqa: E402
+from reasonrl.train.run import policy_and_optimizer  # noqa: E402
+from reasonrl.train.schedule import build_scheduler  # noqa: E402
+
+TIMEOUT_S = 180
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, world_tokenizer) -> dict:
+    root = tmp_path_factory.mktemp("rl_fsdp2")
+    model_dir, data = w.write_inputs(root, world_tokenizer)
+    return {"root": root, "model_dir": model_dir, "data": data}
+
+
+@pytest.fixture(scope="module")
+def ranks(inputs, free_port) -> list[dict]:
+    root = inputs["root"]
+    ctx = mp.start_processes(w.run, args=(w.WORLD, free_port(), str(root), str(inputs["model_dir"]),
+                                          str(inputs["data"])), nprocs=w.WORLD, start_method="fork", join=False)
+    deadline = time.monotonic() + TIMEOUT_S
+    while not ctx.join(timeout=2):
+        if time.monotonic() > deadline:  # collectives that do not pair up hang: fail instead of waiting 30 min
+            for p in ctx.processes:
+                p.kill()
+            pytest.fail(f"the 2-process FSDP2 RL runs did not finish in {TIMEOUT_S} s")
+    return [torch.load(root / f"rank{r}.pt", weights_only=False) for r in range(w.WORLD)]
+
+
+def _config(inputs, name: str, run_dir: Path, *extra: str):
+    algo, scenario_extra = w.SCENARIOS[name]
+    return load_config(None, w.overrides(inputs["model_dir"], inputs["data"], run_dir, algo, *scenario_extra, *extra))
+
+
+def _weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(path / "model.safetensors"))
+
+
+def _assert_moved_and_equal(got: dict, want: dict, start: dict) -> None:
+    """`got` (the 2-rank run) equals `want` (one process) within 1e-5 and the update really moved them."""
+    assert max((want[k] - start[k]).abs().max().item() for k in start) > 1e-3
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], atol=1e-5, rtol=1e-5, msg=k)
+
+
+def _one_process_step(inputs, name: str, ranks: list[dict], tmp_path: Path) -> dict:
+    """One process's update on both ranks' batches, from the same initial model: `{"policy": ..., "critic": ...}`."""
+    cfg = _config(inputs, name, tmp_path / "ref")
+    policy, tokenizer = load_model(inputs["model_dir"])
+    critic = value_model_from_policy(policy) if cfg.rl.algo == "ppo" else None
+    ref_model = fsdp.reference_model(policy, cfg, torch.device("cpu"), resumed=False)
+    assert ref_model is not None  # the scenarios train with a KL term: the sharded reference model is exercised
+    policy, optimizer = policy_and_optimizer(policy, cfg)
+    for group in optimizer.param_groups:  # Dion on FSDP2 runs every matrix transposed; so must the reference
+        if group.get("algorithm") == "dion":
+            group["transpose"] = True
+    build_scheduler(optimizer, cfg.optim, cfg.train.steps)
+    out = {}
+    if critic is not None:
+        batch = rl.concat([r[name]["critic_batches"][0] for r in ranks], tokenizer.pad_token_id)
+        critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.rl.critic_lr, betas=tuple(cfg.optim.betas))
+        rl.critic_update(critic, critic_opt, batch, cfg, seed=0)
+        out["critic"] = {k: v.detach() for k, v in critic.state_dict().items()}
+    batch = rl.concat([r[name]["policy_batches"][0] for r in ranks], tokenizer.pad_token_id)
+    rl.policy_update(policy, optimizer, batch, cfg, seed=0, ref_model=ref_model)
+    out["policy"] = {k: v.detach() for k, v in policy.state_dict().items()}
+    return out
+
+
+def test_ranks_decode_different_numbers_of_steps(ranks):
+    """The scenario is the one that needs lockstep: rank 1's rows all end at their first token, rank 0's later and
+    at different lengths, so a lone decode loop would stop after 1 step on rank 1 and after 8 on rank 0."""
+    for name in w.SCENARIOS:
+        r0, r1 = ranks[0][name]["rollouts"][0], ranks[1][name]["rollouts"][0]
+        assert r1["batch"].lengths.tolist() == [1] * w.G, name
+        assert r0["batch"].lengths.max() > 1 and len(set(r0["batch"].lengths.tolist())) > 1, name
+
+
+def test_gathered_replica_is_the_whole_model_with_tied_weights_kept(ranks, world_tokenizer):
+    from reasonrl.model.tiny import build_model
+
+    want = build_model("micro", world_tokenizer).state_dict()
+    for rank in ranks:
+        got = rank["tied_replica"]
+        assert got["tied"] and got["class"] == "LlamaForCausalLM"  # no FSDP class: the built-in step applies
+        assert set(got["weights"]) == set(want)
+        for k in want:
+            assert torch.equal(got["weights"][k], want[k]), k
+
+
+def test_policy_critic_and_reference_are_sharded(ranks):
+    for name, (algo, _) in w.SCENARIOS.items():
+        want = {"policy": True, "reference": True, **({"critic": True} if algo == "ppo" else {})}
+        assert ranks[0][name]["sharded"] == ranks[1][name]["sharded"] == want, name
+
+
+def test_full_rank_samples_with_the_others_under_dynamic_sampling(ranks):
+    """Rank 0 kept its first group (varied rewards) and rank 1 dropped its own (all length 1): rank 0 still
+    sampled the second round with rank 1 (the sharded policy decodes on every process) but trained on its
+    first group only."""
+    a, b = ranks[0]["grpo_dynamic"], ranks[1]["grpo_dynamic"]
+    assert len(a["rollouts"]) == len(b["rollouts"]) == 2
+    (trained,) = a["policy_batches"]
+    assert torch.equal(trained.input_ids, a["rollouts"][0]["batch"].input_ids)
+
+
+def test_uneven_minibatches_under_fsdp2_equal_ddp(ranks):
+    """Minibatches of 4 over 8 + 4 rows, a one-row masked stand-in on rank 1 and prompts shared where they
+    repeat: FSDP2 makes DDP's update (same rows per minibatch, same seed) within 1e-5."""
+    start = w.dw.tiny_policy().state_dict()
+    got, want = ranks[0]["uneven"]["fsdp2"], ranks[0]["uneven"]["ddp"]  # `dist.full_state_dict`: rank 0's
+    assert set(got) == set(want) == set(start)
+    assert max((want[k] - start[k]).abs().max().item() for k in start) > 1e-3
+    for k in want:
+        torch.testing.assert_close(got[k], want[k], atol=1e-5, rtol=1e-5, msg=k)
+
+
+@pytest.mark.parametrize("name", list(w.SCENARIOS))
+def test_rollout_under_fsdp2_is_the_unsharded_policys(inputs, ranks, name):
+    """What each rank sampled from the sharded policy is what one process samples from the whole policy with the
+    same prompts and seed: the gathered copy, and lockstep's extra steps on a finished row, change no sample."""
+    cfg = _config(inputs, name, inputs["root"] / "unused")
+    policy, tokenizer = load_model(inputs["model_dir"])
+    reward = build_reward(cfg, tokenizer=tokenizer)
+    for got in (rollout for rank in ranks for rollout in rank[name]["rollouts"]):
+        want, _ = rl.rollout_and_score(policy, tokenizer, got["records"], cfg, got["seed"], reward)
+        assert torch.equal(got["batch"].input_ids, want.input_ids)
+        assert torch.equal(got["batch"].mask, want.mask)
+        torch.testing.assert_close(got["batch"].old_logp, want.old_logp, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(got["batch"].scores, want.scores)
+
+
+@pytest.mark.parametrize("name", list(w.SCENARIOS))
+def test_rollout_mode_is_the_configured_one(inputs, ranks, name):
+    """"gathered" gathers once per rollout and once for the final held-out evaluation and decodes on its own;
+    "lockstep" never gathers and every decode loop, rollouts and evaluation alike, runs in lockstep."""
+    cfg = _config(inputs, name, inputs["root"] / "unused")
+    for rank in ranks:
+        log = rank[name]
+        assert len(log["lockstep"]) > len(log["rollouts"])  # the final evaluation decoded too
+        if cfg.dist.rollout_params == "lockstep":
+            assert log["gathered"] == 0 and set(log["lockstep"]) == {cfg.dist.lockstep_sync_every}
+        else:
+            assert log["gathered"] == len(log["rollouts"]) + 1 and set(log["lockstep"]) == {0}
+
+
+@pytest.mark.parametrize("name", ["grpo_lockstep", "grpo_gathered", "grpo_dion", "grpo_dynamic"])
+def test_grpo_step_under_fsdp2_equals_one_process(inputs, ranks, name, tmp_path):
+    want = _one_process_step(inputs, name, ranks, tmp_path)
+    start = _weights(inputs["model_dir"])
+    _assert_moved_and_equal(_weights(inputs["root"] / name / "final"), want["policy"], start)
+
+
+@pytest.mark.parametrize("name", ["ppo_lockstep", "ppo_gathered"])
+def test_ppo_step_under_fsdp2_equals_one_process(inputs, ranks, name, tmp_path):
+    want = _one_process_step(inputs, name, ranks, tmp_path)
+    start = _weights(inputs["model_dir"])
+    _assert_moved_and_equal(_weights(inputs["root"] / name / "final"), want["policy"], start)
+    critic_start = value_model_from_policy(load_model(inputs["model_dir"])[0]).state_dict()
+    got = _weights(inputs["root"] / name / "checkpoints" / "step_0000001" / "critic")
+    _assert_moved_and_equal(got, want["critic"], critic_start)
+
+
+def test_resumed_run_under_fsdp2_equals_uninterrupted(inputs, ranks):
+    """PPO with Dion: 2 steps in one go vs 1 step, then resumed for the second. The sharded optimizer states
+    (Dion's Q and momenta, the critic's AdamW moments) are saved per rank and read back."""
+    full, resumed = inputs["root"] / "full", inputs["root"] / "resumed"
+    step1 = resumed / "checkpoints" / "step_0000001"
+    assert torch.load(step1 / STATE_FILE, weights_only=False)["optimizer_shards"] == 2
+    for r in range(2):
+        states = torch.load(step1 / f"rank{r}.pt", weights_only=False)["optimizers"]
+        assert set(states) == {"policy", "critic"} and states["policy"]["state"]
+    assert (resumed / "resumes.jsonl").is_file()  # it really resumed (train.steps grew from 1 to 2)
+    for sub in ("final", "checkpoints/step_0000002/critic"):
+        a, b = _weights(full / sub), _weights(resumed / sub)
+        for k in a:
+            torch.testing.assert_close(b[k], a[k], atol=1e-6, rtol=1e-6, msg=f"{sub}: {k}")
+    steps = [[json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()] for run in (full, resumed)]
+    a, b = ([x for x in run if x.get("step") == 2 and "policy_loss" in x][0] for run in steps)
+    assert a["grad_norm"] > 0.1 and a["resp_len"] > 1  # step 2 learns something: a real test of the resumed state
+    assert (b["policy_loss"], b["value_loss"], b["grad_norm"]) == pytest.approx((a["policy_loss"], a["value_loss"],
+                                                                                  a["grad_norm"]), rel=1e-6)
+
+
+def test_reference_model_on_resume_is_the_initial_policy(inputs):
+    """A resumed run's policy holds the checkpoint's weights; its KL reference must still be where the run started
+    (a copy of the resumed policy would be the bug: KL to the checkpoint)."""
+    cfg = _config(inputs, "grpo_gathered", inputs["root"] / "unused")
+    trained = load_model(inputs["model_dir"])[0]
+    with torch.no_grad():
+        for p in trained.parameters():
+            p.add_(0.1)
+    ref = fsdp.reference_model(trained, cfg, torch.device("cpu"), resumed=True)
+    start = _weights(inputs["model_dir"])
+    assert all(torch.equal(v, start[k]) for k, v in ref.state_dict().items())
+    assert not any(p.requires_grad for p in ref.parameters())
+    fresh = fsdp.reference_model(trained, cfg, torch.device("cpu"), resumed=False)
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in fresh.state_dict().items())
+
+
+def test_sharded_checkpoint_on_another_world_size_is_one_line(inputs, ranks, tmp_path, capsys):
+    """A checkpoint whose optimizer states are 2 FSDP2 shards cannot resume on one process: one line, exit 2,
+    nothing written."""
+    from reasonrl.cli import main
+
+    run = tmp_path / "run"
+    shutil.copytree(inputs["root"] / "resumed", run)
+    before = sorted(p.name for p in run.rglob("*"))
+    args = w.overrides(inputs["model_dir"], inputs["data"], run, "ppo", "--optim.name=dion",
+                       "--optim.rank_fraction=0.5", "--optim.scalar_lr=0.01", "--train.steps=3", "--train.resume=true")
+    with pytest.raises(SystemExit) as e:
+        main(["rl", *args])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "2 FSDP2 shards" in err, err
+    assert sorted(p.name for p in run.rglob("*")) == before
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    (["--rollout.backend=vllm"], "rollout.backend"),
+    (["--dist.rollout_params=lockstep", "--rollout.compile=true"], "rollout.compile"),
+])
+def test_what_fsdp2_rl_does_not_support_is_one_line(tmp_path, monkeypatch, capsys, extra, named):
+    from reasonrl.cli import main
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        main(["rl", "--model.path=", "--model.preset=micro", "--rl.prompts_per_step=2", "--rl.minibatch_size=2",
+              "--dist.strategy=fsdp2", f"--log.run_dir={run}", *extra])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and named in err, err
+    assert not run.exists()
