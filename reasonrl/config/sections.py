@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+SYNTHETIC_LEVELS = (1, 2, 3, 4, 5)  # the synthetic world's difficulty levels (`tasks.synthetic.LEVELS`, one each)
+
 
 @dataclass
 class ModelConfig:
