@@ -2,7 +2,8 @@
 
 Config-driven commands take `--config FILE.toml` and any number of `--section.key=value` overrides. Bad
 input (a missing file, malformed TOML, an unknown key, a wrong type, a malformed data line) prints one line
-on stderr naming the file / line / key and exits with code 2, without a traceback.
+on stderr naming the file / line / key and exits with code 2, without a traceback. User code failing during a
+run (a reward function) prints one line, then the user's own frames, and exits with code 1.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from reasonrl.errors import UserError
+from reasonrl.errors import UserCodeError, UserError
 
 COMMANDS = {
     "world": "write synthetic-world problems (prompt, gold chain of thought, answer) to a JSONL file",
@@ -224,6 +225,10 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as e:
         print(f"reasonrl: error: {e}", file=sys.stderr)
         code = 2
+    except UserCodeError as e:  # the user's code failed mid-run: their frames follow the one line
+        print(f"reasonrl: error: {e}", file=sys.stderr)
+        print(e.frames, end="", file=sys.stderr)
+        code = 1
     except KeyboardInterrupt:
         print("reasonrl: interrupted", file=sys.stderr)
         code = 130

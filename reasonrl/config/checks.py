@@ -45,6 +45,25 @@ def check_ranges(cfg: Config, where: str) -> None:
     checks.append((0 <= cfg.reward.length_start < cfg.reward.length_end,
                    f"reward.length_start must lie in [0, reward.length_end), got {cfg.reward.length_start} / "
                    f"{cfg.reward.length_end}"))
+    checks += _reward_checks(cfg)
     for ok, message in checks:
         if not ok:
             raise UserError(f"{where}: {message}")
+
+
+def _reward_checks(cfg: Config) -> list[tuple[bool, str]]:
+    """The `[reward]` fields' shapes and ranges (which kinds exist is the reward layer's check: `reasonrl.reward`)."""
+    r = cfg.reward
+    return [
+        (not (r.kinds and r.kind != "verifier"), f"set reward.kind (one reward) or reward.kinds (several), not both "
+                                                 f"(got {r.kind!r} and {r.kinds})"),
+        # without kinds the rewards may be the API's functions: `build_reward` counts them
+        (not (r.kinds and r.weights) or len(r.weights) == len(r.kinds), f"reward.weights has {len(r.weights)} "
+                                                                        f"entries for {len(r.kinds)} reward.kinds"),
+        (all(math.isfinite(w) for w in r.weights), f"reward.weights must be finite numbers, got {r.weights}"),
+        (r.workers >= 0, f"reward.workers must be >= 0 (0: in this process), got {r.workers}"),
+        (math.isfinite(r.timeout_s) and r.timeout_s > 0, f"reward.timeout_s must be a finite number > 0, got "
+                                                         f"{r.timeout_s}"),
+        (r.on_error == "fail" or (isinstance(r.on_error, float) and math.isfinite(r.on_error)),
+         f"reward.on_error must be \"fail\" or a finite number (the score of a failed call), got {r.on_error!r}"),
+    ]

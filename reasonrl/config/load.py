@@ -30,8 +30,13 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise UserError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
         return [_check_value(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin in (typing.Union, types.UnionType):
-        raise AssertionError(f"{where}: union types are not supported in config dataclasses")
+    if origin in (typing.Union, types.UnionType):  # `float | str` only: a number or a word (`reward.on_error`)
+        assert set(typing.get_args(tp)) == {float, str}, f"{where}: of unions, only float | str is supported"
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UserError(f"{where}: expected a number or a string, got {type(value).__name__} {value!r}")
+        return float(value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is bool and not isinstance(value, bool):

@@ -37,6 +37,9 @@ LOCK = ".lock"
 SAFE_TO_CHANGE = frozenset({
     "train.steps", "train.eval_every", "train.eval_examples", "train.save_every", "train.log_checkpoints",
     "train.resume", "train.overwrite", "log.run_dir", "log.progress", "log.plots", "dist.backend",
+    # how a reward function's failures and slowness are handled, not what a successful call computes: a run stopped
+    # by a failing or hanging reward resumes with a worker pool, a timeout or a fallback score
+    "reward.workers", "reward.timeout_s", "reward.on_error",
 })
 SAFE_SECTIONS = ("eval",)  # read by `reasonrl eval` only
 
