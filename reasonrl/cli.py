@@ -9,6 +9,7 @@ run (a reward function) prints one line, then the user's own frames, and exits w
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 from reasonrl.errors import UserCodeError, UserError
@@ -50,6 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     cmds["eval"].add_argument("--data", help="synthetic, gsm8k, math500, aime24, amc23 or a JSONL path")
     cmds["eval"].add_argument("--num-samples", type=int, help="samples per problem (sets eval.num_samples)")
     cmds["eval"].add_argument("--out", help="output directory (default: log.run_dir)")
+    cmds["eval"].add_argument("--reward", action="append", metavar="KIND",
+                              help="also score every sample with this reward (a kind, 'file.py:name' or "
+                              "'package.module:name'; repeat for several: reward.kinds) and report its mean")
     cmds["eval"].add_argument("--tools", action="store_true", help="SWiRL multi-step tool use on the swirl.task test "
                               "questions: accuracy, steps used, tool errors, process score")
     cmds["swirl-data"].add_argument("--out", required=True, help="output directory")
@@ -71,7 +75,8 @@ def _parser() -> argparse.ArgumentParser:
     cmds["concise"].add_argument("--p-min", type=float, default=0.0, help="keep p_min < solve rate (default 0)")
     cmds["concise"].add_argument("--p-max", type=float, default=1.0, help="keep solve rate < p_max (default 1)")
     cmds["concise"].add_argument("--max-problems", type=int, default=64, help="candidates evaluated, in data order")
-    cmds["concise"].set_defaults(num_samples=None)  # the sample count is --k; eval's option shares the override code
+    # the sample count is --k, and there is no reward to report; eval's options share the override code
+    cmds["concise"].set_defaults(num_samples=None, reward=None)
     cmds["reflection"].add_argument("--checkpoints", required=True,
                                     help="run dir, checkpoints dir, or comma-separated checkpoint dirs")
     cmds["reflection"].add_argument("--data", default="synthetic", choices=["synthetic", "gsm8k"])
@@ -101,7 +106,7 @@ USES = {
     "tokenizer": (),
     "init-model": ("model",),
     "sft": _TRAIN_SECTIONS,
-    "eval": ("model", "data", "train", "rollout", "eval", "log", "dist", "swirl"),
+    "eval": ("model", "data", "train", "rollout", "eval", "log", "dist", "swirl", "reward", "pairwise"),
 }
 
 
@@ -213,6 +218,10 @@ def _eval_overrides(args) -> list[str]:
     if args.num_samples:
         out.append(f"--eval.num_samples={args.num_samples}")
         out.append(f"--rollout.num_samples={args.num_samples}")
+    if args.reward:  # one kind, or several summed (weights from reward.weights)
+        out.append("--eval.reward=true")
+        out.append(f"--reward.kind={args.reward[0]}" if len(args.reward) == 1 else
+                   f"--reward.kinds={json.dumps(args.reward)}")
     return out
 
 
