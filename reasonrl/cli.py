@@ -1,4 +1,5 @@
-"""`reasonrl <command> ...`: each command parses its arguments and calls exactly one function.
+"""`reasonrl <command> ...`: each command parses its arguments and calls exactly one function (`sft`, `rl` and `eval`
+call the Python API, `reasonrl/api.py`, as a script would).
 
 Config-driven commands take `--config FILE.toml` and any number of `--section.key=value` overrides. Bad
 input (a missing file, malformed TOML, an unknown key, a wrong type, a malformed data line) prints one line
@@ -177,17 +178,17 @@ def run(argv: list[str]) -> int:
 
         init_model(cfg, args.out)
     elif args.command == "sft":
-        from reasonrl.train.sft import train
+        from reasonrl.api import sft
 
-        train(cfg)
+        sft(cfg)
     elif args.command == "rm-train":
         from reasonrl.pairwise.rm_train import rm_train
 
         rm_train(cfg)
     elif args.command == "rl":
-        from reasonrl.train import run_rl
+        from reasonrl.api import rl
 
-        run_rl(cfg)
+        rl(cfg)
     elif args.command == "eval" and args.tools:
         from reasonrl.swirl.evaluate import eval_tools_command
 
@@ -198,7 +199,7 @@ def run(argv: list[str]) -> int:
         swirl_data_command(cfg, out=args.out, source=args.source, num_questions=args.num_questions,
                            num_per_question=args.num_per_question, mistake_rate=args.mistake_rate)
     elif args.command == "eval":
-        from reasonrl.eval.evaluate import evaluate
+        from reasonrl.api import evaluate
 
         evaluate(cfg, out_dir=args.out)
     elif args.command == "concise":

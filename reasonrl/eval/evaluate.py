@@ -161,7 +161,8 @@ def evaluate(cfg, *, out_dir: str | None = None, data=None, reward=None) -> tupl
     summary, samples = run_eval(model, tokenizer, records, params=params, verifier=verifier_for(cfg.data),
                                 template=cfg.data.prompt_template, batch_size=cfg.rollout.batch_size,
                                 ks=tuple(cfg.eval.pass_k), progress=cfg.log.progress, reward=scorer)
-    summary = {"data": cfg.data.source, "split": split, "model": cfg.model.path or f"fresh {cfg.model.preset}",
+    source = cfg.data.source if data is None else f"{type(data).__name__} (Python data)"
+    summary = {"data": source, "split": split, "model": cfg.model.path or f"fresh {cfg.model.preset}",
                "num_problems": len(records), **summary}
     if dist.is_main():
         out.mkdir(parents=True, exist_ok=True)
@@ -171,7 +172,7 @@ def evaluate(cfg, *, out_dir: str | None = None, data=None, reward=None) -> tupl
             (out / f"{name}.tmp").replace(out / name)
         plot_length_vs_correct([s["length"] for s in samples], [s["correct"] for s in samples],
                                out / "plots" / "length_vs_correct.png",
-                               title=f"{cfg.data.source}: length by correctness")
-        print_table(f"eval: {cfg.data.source} ({split})", summary)
+                               title=f"{source}: length by correctness")
+        print_table(f"eval: {source} ({split})", summary)
         print(f"samples -> {out / 'samples.jsonl'}")
     return summary, samples
