@@ -150,10 +150,11 @@ def lambda_free_one_score_each(completions, **kw):
 
 
 @pytest.mark.parametrize("command, name", [("sft", "sft"), ("rl", "rl"), ("eval", "evaluate")])
-def test_the_cli_calls_the_api(monkeypatch, command, name):
+def test_the_cli_calls_the_api(monkeypatch, tmp_path, command, name):
     import reasonrl.api
     from reasonrl.cli import run
 
+    monkeypatch.chdir(tmp_path)  # were the API not called, the default run would write under runs/ here
     calls = []
     monkeypatch.setattr(reasonrl.api, name, lambda cfg, **kw: calls.append((cfg.train.steps, kw)))
     assert run([command, "--train.steps=5"]) == 0
