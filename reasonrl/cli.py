@@ -1,16 +1,19 @@
-"""`reasonrl <command> ...`: each command parses its arguments and calls exactly one function.
+"""`reasonrl <command> ...`: each command parses its arguments and calls exactly one function (`sft`, `rl` and `eval`
+call the Python API, `reasonrl/api.py`, as a script would).
 
 Config-driven commands take `--config FILE.toml` and any number of `--section.key=value` overrides. Bad
 input (a missing file, malformed TOML, an unknown key, a wrong type, a malformed data line) prints one line
-on stderr naming the file / line / key and exits with code 2, without a traceback.
+on stderr naming the file / line / key and exits with code 2, without a traceback. User code failing during a
+run (a reward function) prints one line, then the user's own frames, and exits with code 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-from reasonrl.errors import UserError
+from reasonrl.errors import UserCodeError, UserError
 
 COMMANDS = {
     "world": "write synthetic-world problems (prompt, gold chain of thought, answer) to a JSONL file",
@@ -56,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
                               "CSV / Arrow file, a save_to_disk directory or hub:owner/name")
     cmds["eval"].add_argument("--num-samples", type=int, help="samples per problem (sets eval.num_samples)")
     cmds["eval"].add_argument("--out", help="output directory (default: log.run_dir)")
+    cmds["eval"].add_argument("--reward", action="append", metavar="KIND",
+                              help="also score every sample with this reward (a kind, 'file.py:name' or "
+                              "'package.module:name'; repeat for several: reward.kinds) and report its mean")
     cmds["eval"].add_argument("--tools", action="store_true", help="SWiRL multi-step tool use on the swirl.task test "
                               "questions: accuracy, steps used, tool errors, process score")
     cmds["swirl-data"].add_argument("--out", required=True, help="output directory")
@@ -77,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     cmds["concise"].add_argument("--p-min", type=float, default=0.0, help="keep p_min < solve rate (default 0)")
     cmds["concise"].add_argument("--p-max", type=float, default=1.0, help="keep solve rate < p_max (default 1)")
     cmds["concise"].add_argument("--max-problems", type=int, default=64, help="candidates evaluated, in data order")
-    cmds["concise"].set_defaults(num_samples=None)  # the sample count is --k; eval's option shares the override code
+    # the sample count is --k, and there is no reward to report; eval's options share the override code
+    cmds["concise"].set_defaults(num_samples=None, reward=None)
     cmds["reflection"].add_argument("--checkpoints", required=True,
                                     help="run dir, checkpoints dir, or comma-separated checkpoint dirs")
     cmds["reflection"].add_argument("--data", default="synthetic", choices=["synthetic", "gsm8k"])
@@ -107,7 +114,7 @@ USES = {
     "tokenizer": (),
     "init-model": ("model",),
     "sft": _TRAIN_SECTIONS,
-    "eval": ("model", "data", "train", "rollout", "eval", "log", "dist", "swirl"),
+    "eval": ("model", "data", "train", "rollout", "eval", "log", "dist", "swirl", "reward", "pairwise"),
 }
 
 
@@ -178,17 +185,17 @@ def run(argv: list[str]) -> int:
 
         init_model(cfg, args.out)
     elif args.command == "sft":
-        from reasonrl.train.sft import train
+        from reasonrl.api import sft
 
-        train(cfg)
+        sft(cfg)
     elif args.command == "rm-train":
         from reasonrl.pairwise.rm_train import rm_train
 
         rm_train(cfg)
     elif args.command == "rl":
-        from reasonrl.train import run_rl
+        from reasonrl.api import rl
 
-        run_rl(cfg)
+        rl(cfg)
     elif args.command == "eval" and args.tools:
         from reasonrl.swirl.evaluate import eval_tools_command
 
@@ -200,7 +207,7 @@ def run(argv: list[str]) -> int:
                            num_per_question=args.num_per_question, mistake_rate=args.mistake_rate,
                            resume=args.resume, overwrite=args.overwrite)
     elif args.command == "eval":
-        from reasonrl.eval.evaluate import evaluate
+        from reasonrl.api import evaluate
 
         evaluate(cfg, out_dir=args.out, overwrite=args.overwrite)
     elif args.command == "concise":
@@ -220,6 +227,10 @@ def _eval_overrides(args) -> list[str]:
     if args.num_samples:
         out.append(f"--eval.num_samples={args.num_samples}")
         out.append(f"--rollout.num_samples={args.num_samples}")
+    if args.reward:  # one kind, or several summed (weights from reward.weights)
+        out.append("--eval.reward=true")
+        out.append(f"--reward.kind={args.reward[0]}" if len(args.reward) == 1 else
+                   f"--reward.kinds={json.dumps(args.reward)}")
     return out
 
 
@@ -232,6 +243,10 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as e:
         print(f"reasonrl: error: {e}", file=sys.stderr)
         code = 2
+    except UserCodeError as e:  # the user's code failed mid-run: their frames follow the one line
+        print(f"reasonrl: error: {e}", file=sys.stderr)
+        print(e.frames, end="", file=sys.stderr)
+        code = 1
     except KeyboardInterrupt:
         print("reasonrl: interrupted", file=sys.stderr)
         code = 130

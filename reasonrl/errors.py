@@ -2,7 +2,9 @@
 
 Raised where input enters (config files, CLI overrides, data files, model paths) with a message that
 names the file, line or key. The CLI prints it on one line to stderr and exits with code 2, no traceback.
-Input that is usable but probably not what was meant gets one `warn` line on stderr instead.
+Input that is usable but probably not what was meant gets one `warn` line on stderr instead. User code that
+fails during a run (a reward function raising at step N) is a `UserCodeError`: exit code 1, its one-line message,
+then the frames of the user's own code.
 """
 
 import os
@@ -11,6 +13,16 @@ import sys
 
 class UserError(Exception):
     """Bad input from the user: a file, a line, a key or a value that cannot be used as given."""
+
+
+class UserCodeError(Exception):
+    """The user's code failed during a run (after the run began, so not exit 2): the CLI prints the message on one
+    line, then `frames` (the traceback's frames outside reasonrl: the user's code, worth seeing), and exits with
+    code 1. The run directory keeps its checkpoints: `--resume` continues once the code is fixed."""
+
+    def __init__(self, message: str, frames: str = ""):
+        super().__init__(message)
+        self.frames = frames
 
 
 def warn(message: str) -> None:

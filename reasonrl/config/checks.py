@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, fields
 
 from reasonrl.config import sections
-from reasonrl.config.sections import Config
+from reasonrl.config.sections import SYNTHETIC_LEVELS, Config
 from reasonrl.errors import UserError
 
 
@@ -65,9 +65,7 @@ def _num(x: float) -> str:
 
 
 def _levels():
-    from reasonrl.tasks.synthetic import LEVELS  # here: the world's levels are defined beside its generator
-
-    return LEVELS
+    return SYNTHETIC_LEVELS
 
 
 COUNT, COUNT0, SEED = Range(lo=1), Range(lo=0), Range(lo=0)
@@ -104,6 +102,7 @@ RANGES: dict[str, Range | OneOf] = {
     "pairwise.chosen_first": PROB, "pairwise.max_length": COUNT, "pairwise.num_bins": COUNT,
     "pairwise.best_of_n": COUNT, "pairwise.num_anchors": COUNT, "pairwise.scale": FINITE,
     "pairwise.judge_batch_size": COUNT,
+    "reward.weights": FINITE, "reward.workers": Range(lo=0, note="0: in this process"), "reward.timeout_s": POSITIVE,
     "dist.lockstep_sync_every": COUNT,
 }
 """The range of every int and float field (of a list field: of each item), by `section.key`."""
@@ -169,10 +168,6 @@ def check_ranges(cfg: Config, where: str) -> None:
         (not (t.resume and t.overwrite), "--resume and --overwrite (train.resume, train.overwrite) "
          "contradict each other: continue the run, or replace it"),
     ]
-    from reasonrl.reward.base import KINDS  # here, not at the top: reward.base imports this module
-
-    known = ", ".join(sorted(KINDS))
-    checks.append((cfg.reward.kind in KINDS, f"reward.kind {cfg.reward.kind!r} is not one of {known}"))
     checks.append((not r.overlong_penalty or 0 < r.overlong_cache <= cfg.rollout.max_new_tokens,
                    f"rl.overlong_cache must lie in [1, rollout.max_new_tokens = {cfg.rollout.max_new_tokens}] with "
                    f"rl.overlong_penalty on, got {r.overlong_cache}"))
@@ -186,9 +181,25 @@ def check_ranges(cfg: Config, where: str) -> None:
                    f"{cfg.reward.length_end}"))
     checks.append((len(set(cfg.log.report_to)) == len(cfg.log.report_to),
                    f"log.report_to names a tracker twice: {cfg.log.report_to}"))
+    checks += _reward_checks(cfg)
     first = check_fields(cfg)
     if first is not None:
         raise UserError(f"{where}: {first}")
     for ok, message in checks:
         if not ok:
             raise UserError(f"{where}: {message}")
+
+
+def _reward_checks(cfg: Config) -> list[tuple[bool, str]]:
+    """The `[reward]` fields' shapes (their ranges are in RANGES; which kinds exist is the reward layer's check:
+    `reasonrl.reward`)."""
+    r = cfg.reward
+    return [
+        (not (r.kinds and r.kind != "verifier"), f"set reward.kind (one reward) or reward.kinds (several), not both "
+                                                 f"(got {r.kind!r} and {r.kinds})"),
+        # without kinds the rewards may be the API's functions: `build_reward` counts them
+        (not (r.kinds and r.weights) or len(r.weights) == len(r.kinds), f"reward.weights has {len(r.weights)} "
+                                                                        f"entries for {len(r.kinds)} reward.kinds"),
+        (r.on_error == "fail" or (isinstance(r.on_error, float) and math.isfinite(r.on_error)),
+         f"reward.on_error must be \"fail\" or a finite number (the score of a failed call), got {r.on_error!r}"),
+    ]

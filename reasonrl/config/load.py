@@ -8,7 +8,7 @@ import json
 import tomllib
 import types
 import typing
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,8 +30,13 @@ def _check_value(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise UserError(f"{where}: expected a list, got {type(value).__name__} {value!r}")
         return [_check_value(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin in (typing.Union, types.UnionType):
-        raise AssertionError(f"{where}: union types are not supported in config dataclasses")
+    if origin in (typing.Union, types.UnionType):  # `float | str` only: a number or a word (`reward.on_error`)
+        assert set(typing.get_args(tp)) == {float, str}, f"{where}: of unions, only float | str is supported"
+        if isinstance(value, str):
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UserError(f"{where}: expected a number or a string, got {type(value).__name__} {value!r}")
+        return float(value)
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp is bool and not isinstance(value, bool):
@@ -72,10 +77,22 @@ def _parse_override_value(text: str, tp: Any) -> Any:
         return text  # let the type check report it with the key named
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None, *,
+def _apply_text(cfg: Config, item: str) -> None:
+    """One `--section.key=value` override from the command line."""
+    if not item.startswith("--") or "=" not in item or "." not in item.split("=", 1)[0]:
+        raise UserError(f"command line: override {item!r} must look like --section.key=value")
+    name, text = item[2:].split("=", 1)
+    section, key = name.split(".", 1)
+    sections = _field_types(Config)
+    tp = _field_types(type(getattr(cfg, section))).get(key, str) if section in sections else str
+    _apply(cfg, section, key, _parse_override_value(text, tp), "command line")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | Mapping[str, Any] | None = None, *,
                 uses: Collection[str] | None = None) -> Config:
-    """Build a Config from defaults, then the TOML file at `path`, then `--section.key=value` overrides.
-    `uses`: the sections the calling command reads; a [section] of the file outside it gets a one-line warning."""
+    """Build a Config from defaults, then the TOML file at `path`, then the overrides: `--section.key=value` texts
+    (the command line) or `{"section.key": value}` (Python values, the API). `uses`: the sections the calling command
+    reads; a [section] of the file outside it gets a one-line warning."""
     cfg = Config()
     if path is not None:
         p = Path(path)
@@ -95,15 +112,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
                 raise UserError(f"{p}: top-level key {section!r} must be a [section] table")
             for key, value in table.items():
                 _apply(cfg, section, key, value, str(p))
-    for item in overrides or []:
-        if not item.startswith("--") or "=" not in item or "." not in item.split("=", 1)[0]:
-            raise UserError(f"command line: override {item!r} must look like --section.key=value")
-        name, text = item[2:].split("=", 1)
-        section, key = name.split(".", 1)
-        sections = _field_types(Config)
-        tp = _field_types(type(getattr(cfg, section))).get(key, str) if section in sections else str
-        _apply(cfg, section, key, _parse_override_value(text, tp), "command line")
-    where = "command line" if path is None else f"{path} (with command-line overrides)" if overrides else str(path)
+    if isinstance(overrides, Mapping):
+        for name, value in overrides.items():
+            if not isinstance(name, str) or name.count(".") != 1:
+                raise UserError(f"overrides: key {name!r} must look like 'section.key'")
+            _apply(cfg, *name.split("."), value, "overrides")
+    else:
+        for item in overrides or []:
+            _apply_text(cfg, item)
+    given = "overrides" if isinstance(overrides, Mapping) else "command-line overrides"
+    where = ("overrides" if given == "overrides" else "command line") if path is None else \
+        f"{path} (with {given})" if overrides else str(path)
     check_ranges(cfg, where)
     if path is not None and uses is not None:
         unused = [s for s in data if s not in uses]

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+SYNTHETIC_LEVELS = (1, 2, 3, 4, 5)  # the synthetic world's difficulty levels (`tasks.synthetic.LEVELS`, one each)
+
 
 @dataclass
 class ModelConfig:
@@ -177,6 +179,9 @@ class EvalConfig:
     """Evaluate only the first N problems (0: all)."""
     split: Literal["train", "test"] = "test"
     """Which split of a named dataset to evaluate."""
+    reward: bool = False
+    """Also score every sample with the `[reward]` section's reward and report its mean beside accuracy (on by
+    itself when `reward.kinds` is set; `reasonrl eval --reward KIND`)."""
 
 
 @dataclass
@@ -259,7 +264,24 @@ class RewardConfig:
     """How responses are scored: one plug-in interface for every trainer (`reasonrl.reward`)."""
 
     kind: str = "verifier"
-    """Reward plug-in (`reasonrl.reward.KINDS`): `verifier` (answer checking); paper kinds add their own."""
+    """The reward: a built-in kind (`reasonrl.reward.KINDS`: `verifier`, answer checking; paper kinds add their
+    own), or your function, `"path/to/file.py:name"` (relative to the working directory) or `"package.module:name"`:
+    a builder, a TRL-style or a verl-style function, told apart by its signature (docs/rewards.md)."""
+    kinds: list[str] = field(default_factory=list)
+    """Several rewards at once, each a value `kind` takes, e.g. `["verifier", "rewards.py:format_bonus"]`: the score
+    is their weighted sum, each is logged as `reward/<name>`; `correct` comes from those that report it. Empty: the
+    one `kind`."""
+    weights: list[float] = field(default_factory=list)
+    """Weights of `kinds` (or of `kind`), one each; empty: all 1."""
+    workers: int = 0
+    """Processes that run a plain (TRL- or verl-style) reward function, one call per completion, each call given
+    `timeout_s`; 0: in this process, no timeout."""
+    timeout_s: float = 60.0
+    """With `workers`: seconds one call of a plain reward function may take before its worker is stopped."""
+    on_error: float | str = "fail"
+    """A plain reward function that raises (or, with `workers`, times out) during training: `"fail"` stops the run;
+    a number scores that call's completions with it (counted in `reward/errors`). The dry call before a run
+    always fails."""
     correct: float = 1.0
     """Reward of a verified-correct answer."""
     wrong: float = -1.0

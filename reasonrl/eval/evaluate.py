@@ -28,14 +28,18 @@ def run_eval(
     ks: tuple[int, ...] = (1,),
     progress: bool = False,
     lockstep: int = 0,
+    reward=None,
 ) -> tuple[dict, list[dict]]:
     """Sample `params.n` responses per record (this rank's share under torchrun), verify, summarise.
 
-    Returns (summary, samples); every rank gets the full lists. `lockstep` (`dist.decoding_model`): every rank
-    makes as many `sample` calls as the one with the most chunks (a rank short of one decodes a stand-in prompt
-    and discards it), each in lockstep.
+    With `reward` (a guarded reward, `reward.check.dry_run`), each process also scores its own samples: every sample
+    gets its `reward`, and the summary the mean reward and the reward's statistics (`reward/<name>` of each kind when
+    there are several), response-weighted over all processes. Returns (summary, samples); every rank gets the full
+    lists. `lockstep` (`dist.decoding_model`): every rank makes as many `sample` calls as the one with the most chunks
+    (a rank short of one decodes a stand-in prompt and discards it), each in lockstep.
     """
     mine = records[dist.rank() :: dist.world_size()]
+    stat_sums: dict = {}
     per_call = max(1, batch_size // params.n)
     samples: list[dict] = []
     was_training = model.training
@@ -58,6 +62,7 @@ def run_eval(
         prompts = [record_prompt(tokenizer, r, template) for r in chunk]
         call = replace(params, seed=params.seed + start)
         out = sample(model, tokenizer, prompts, call, lockstep=lockstep)
+        rewards, stat_sums = _score(reward, out, chunk, prompts, stat_sums)
         for i, text in enumerate(out.response_texts):
             rec = chunk[int(out.prompt_index[i])]
             samples.append({
@@ -69,13 +74,37 @@ def run_eval(
                 "correct": bool(verifier(text, rec["answer"])),
                 "length": int(out.response_lengths[i]),
                 "finish_reason": out.finish_reasons[i],
+                **({} if rewards is None else {"reward": rewards[i]}),
             })
     if was_training:
         model.train()
+    if reward is not None:
+        reward.raise_errors(None)  # a reward that failed on any process stops every process here
     samples = [s for part in dist.all_gather_object(samples) for s in part]
     for s in samples:
         s["has_answer"] = s["extracted"] is not None
-    return summarize(samples, ks=[k for k in ks if k <= params.n]), samples
+    summary = summarize(samples, ks=[k for k in ks if k <= params.n])
+    if reward is not None:
+        from reasonrl.reward.stats import reward_stat_means
+
+        summary = {**summary, "reward": sum(s["reward"] for s in samples) / max(1, len(samples)),
+                   **reward_stat_means(stat_sums)}
+    return summary, samples
+
+
+def _score(reward, out, chunk: list[dict], prompts: list[str], stat_sums: dict) -> tuple[list[float] | None, dict]:
+    """One sampled chunk scored by `reward` (None: not scored): each response's reward, and the statistics' sums."""
+    if reward is None:
+        return None, stat_sums
+    from reasonrl.reward.base import Responses
+    from reasonrl.reward.stats import merge_stat_sums, reward_stat_sums
+
+    rows = [int(i) for i in out.prompt_index]
+    scored = reward(Responses(records=[chunk[i] for i in rows], prompts=[prompts[i] for i in rows],
+                              texts=list(out.response_texts), lengths=out.response_lengths.clone(),
+                              truncated=torch.tensor([f == "length" for f in out.finish_reasons], dtype=torch.bool),
+                              group=out.prompt_index.clone()))
+    return scored.scores.tolist(), merge_stat_sums(stat_sums, reward_stat_sums(scored.stats, len(rows)))
 
 
 def heldout_accuracy(model, tokenizer, cfg, records: list[dict]) -> dict:
@@ -135,10 +164,15 @@ def write_eval(out: Path, files: dict[str, str]) -> None:
             (out / name).unlink(missing_ok=True)
 
 
-def evaluate(cfg, *, out_dir: str | None = None, overwrite: bool = False) -> dict:
+def evaluate(cfg, *, out_dir: str | None = None, overwrite: bool = False, data=None,
+             reward=None) -> tuple[dict, list[dict]]:
     """`reasonrl eval`: load the model and data, sample, score, and write samples.jsonl, summary.json, a plot.
+    Returns (summary, samples).
 
-    The summary table is printed; `mean@n` is accuracy averaged over all samples.
+    The summary table is printed; `mean@n` is accuracy averaged over all samples. With `eval.reward`, `reward.kinds`
+    or `reward` (kinds and / or functions, as `build_reward(kinds=)` takes) every sample is also scored by that
+    reward, after its dry call on the first records, and the mean reward stands beside accuracy. `data`: the records
+    as Python objects instead of `data.source` (the API, `reasonrl.evaluate`).
     """
     import json
 
@@ -156,21 +190,29 @@ def evaluate(cfg, *, out_dir: str | None = None, overwrite: bool = False) -> dic
     model, tokenizer = load_or_build(cfg)
     model.to(dist.device())
     split = cfg.eval.split
-    records = load_split(cfg.data, split, num=cfg.eval.max_examples or None)
+    records = load_split(cfg.data, split, num=cfg.eval.max_examples or None, records=data)
+    scorer = None
+    if reward is not None or cfg.eval.reward or cfg.reward.kinds:
+        from reasonrl.reward.check import dry_run
+        from reasonrl.reward.combine import build_reward
+
+        built = build_reward(cfg, tokenizer=tokenizer, device=dist.device(), kinds=reward)
+        scorer = dry_run(built, records, cfg, tokenizer=tokenizer, training=False)  # a bad reward stops here
     params = SamplingParams(temperature=cfg.rollout.temperature, top_p=cfg.rollout.top_p, top_k=cfg.rollout.top_k,
                             max_new_tokens=cfg.rollout.max_new_tokens, n=cfg.eval.num_samples,
                             stop=list(cfg.rollout.stop), seed=cfg.train.seed)
     summary, samples = run_eval(model, tokenizer, records, params=params, verifier=verifier_for(cfg.data),
                                 template=cfg.data.prompt_template, batch_size=cfg.rollout.batch_size,
-                                ks=tuple(cfg.eval.pass_k), progress=cfg.log.progress)
-    summary = {"data": cfg.data.source, "split": split, "model": cfg.model.path or f"fresh {cfg.model.preset}",
+                                ks=tuple(cfg.eval.pass_k), progress=cfg.log.progress, reward=scorer)
+    source = cfg.data.source if data is None else f"{type(data).__name__} (Python data)"
+    summary = {"data": source, "split": split, "model": cfg.model.path or f"fresh {cfg.model.preset}",
                "num_problems": len(records), **summary}
     if dist.is_main():
         write_eval(out, {"samples.jsonl": "".join(json.dumps(s) + "\n" for s in samples),
                          "summary.json": json.dumps(summary, indent=2) + "\n"})
         plot_length_vs_correct([s["length"] for s in samples], [s["correct"] for s in samples],
                                out / "plots" / "length_vs_correct.png",
-                               title=f"{cfg.data.source}: length by correctness")
-        print_table(f"eval: {cfg.data.source} ({split})", summary)
+                               title=f"{source}: length by correctness")
+        print_table(f"eval: {source} ({split})", summary)
         print(f"samples -> {out / 'samples.jsonl'}")
-    return summary
+    return summary, samples

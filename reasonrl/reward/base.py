@@ -1,27 +1,26 @@
 """The reward interface: what a reward sees (`Responses`), what it returns (`Scored`), and the kind registry.
 
-    reward = build_reward(cfg, tokenizer=tokenizer, device=device)   # once per run
+    reward = build_reward(cfg, tokenizer=tokenizer, device=device)   # once per run (reward/combine.py)
     scored = reward(Responses(records=..., prompts=..., texts=..., lengths=..., truncated=..., group=...))
     scored.scores   # (N,) float32: the scalar reward of each response (before DAPO overlong shaping)
-    scored.correct  # (N,) bool: verified correct (accuracy, dynamic sampling and positive-example NLL use it)
+    scored.correct  # (N,) bool: verified correct (accuracy, dynamic sampling and positive-example NLL use it), or
+                    # None: this reward does not judge correctness (a format bonus, a user's plain function)
     scored.critic_context  # optional: per-response text for the PPO critic's input (`rl.critic_values`)
 
 Every trainer (PPO/VAPO, GRPO/DAPO) scores rollouts only through this call, so a kind written for one paper
 (Concise RL's length-aware reward, Pairwise-RL's judge against an anchor, SWiRL's process judge) works in all.
 A kind is a builder `build(cfg, *, tokenizer, device) -> Reward`; `KINDS` maps `reward.kind` to the builder's
-import path `"package.module:function"`, imported only when that kind is used.
+import path `"package.module:function"`, imported only when that kind is used. A user's own reward is a file or
+module path instead (`reward/custom.py`).
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
 
-from reasonrl.config import Config
 from reasonrl.errors import UserError
 
 
@@ -35,6 +34,7 @@ class Responses:
     lengths: torch.Tensor  # (N,) long: response tokens
     truncated: torch.Tensor  # (N,) bool: stopped by max_new_tokens
     group: torch.Tensor  # (N,) long: index of the prompt within this batch
+    dry: bool = False  # the dry call before a run (`reward/check.py`): fail loudly, never fall back (reward.on_error)
 
     def __post_init__(self):
         n = len(self.texts)
@@ -47,7 +47,7 @@ class Scored:
     """A reward's answer for N responses."""
 
     scores: torch.Tensor  # (N,) float32
-    correct: torch.Tensor  # (N,) bool
+    correct: torch.Tensor | None  # (N,) bool, or None: this reward does not judge correctness
     stats: dict[str, float] = field(default_factory=dict)  # detached diagnostics, logged as `reward/<name>`
     # per-response text the PPO critic reads beside the prompt (`rl.critic_context_template`), e.g. Pairwise-RL's
     # anchor; None: the critic reads what the policy reads
@@ -71,11 +71,36 @@ def register(kind: str, path: str) -> None:
     KINDS[kind] = path
 
 
-def build_reward(cfg: Config, *, tokenizer=None, device: torch.device | None = None) -> Reward:
-    """The reward configured by `reward.kind`, ready to call on `Responses`."""
-    kind = cfg.reward.kind
-    if kind not in KINDS:
-        raise UserError(f"reward.kind: unknown kind {kind!r} (known: {', '.join(sorted(KINDS))})")
-    module, name = KINDS[kind].split(":")
-    builder: Callable[..., Reward] = getattr(importlib.import_module(module), name)
-    return builder(cfg, tokenizer=tokenizer, device=device)
+class BadScores(UserError):
+    """A reward's answer that cannot be used (wrong length or type, not finite): `what` says how."""
+
+    def __init__(self, name: str, what: str):
+        super().__init__(f"reward {name}: {what}")
+        self.name, self.what = name, what
+
+
+class RewardCallError(Exception):
+    """User reward code raised (or timed out): its exception's type and message, and the frames of its traceback
+    outside reasonrl (`user_code.user_frames`), carried as text (it may have come from a worker process)."""
+
+    def __init__(self, name: str, exc_type: str, message: str, frames: str):
+        super().__init__(f"reward {name} raised {exc_type}: {message}")
+        self.name, self.exc_type, self.message, self.frames = name, exc_type, message, frames
+
+
+def check_scored(scored: Scored, num: int, name: str) -> None:
+    """A reward's answer for `num` responses: one finite score per response, and `correct` None or one bool per
+    response (else a BadScores line naming the reward)."""
+    scores, correct = scored.scores, scored.correct
+    if not isinstance(scores, torch.Tensor) or scores.shape != (num,):
+        got = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise BadScores(name, f"returned scores of shape {got} for {num} responses (want one per response)")
+    bad = (~torch.isfinite(scores.float())).nonzero()
+    if bad.numel():
+        raise BadScores(name, f"returned a non-finite score ({float(scores[bad[0, 0]])}) for response "
+                              f"{int(bad[0, 0])} of {num}")
+    if correct is not None and (not isinstance(correct, torch.Tensor) or correct.shape != (num,)
+                                or correct.dtype != torch.bool):
+        raise BadScores(name, f"`correct` must be None or a bool tensor of shape ({num},)")
+    if scored.critic_context is not None and len(scored.critic_context) != num:
+        raise BadScores(name, f"returned {len(scored.critic_context)} critic contexts for {num} responses")

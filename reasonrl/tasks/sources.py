@@ -12,14 +12,18 @@ from collections.abc import Callable, Sequence
 from reasonrl.config import DataConfig
 from reasonrl.errors import warn
 from reasonrl.tasks import synthetic, verify
+from reasonrl.tasks.memory import records_from
 
 
 def load_split(cfg: DataConfig, split: str, *, num: int | None = None,
-               require: Sequence[str] = ("prompt", "answer")) -> Sequence[dict]:
+               require: Sequence[str] = ("prompt", "answer"), records=None) -> Sequence[dict]:
     """Records of `split` ("train" or "test") for the configured source; the test split comes from
     `data.test_source` when that is set. `require`: the fields every record must have. A `datasets` source gives a
     lazy `hf_data.Records` (memory-mapped; `num` turns it into a list of the first `num` records), its split
-    named by `data.split` for "train" and `data.test_split` for "test"."""
+    named by `data.split` for "train" and `data.test_split` for "test". `records`: the split given as Python objects
+    instead (the API's data; `tasks.memory.records_from`), validated the same way."""
+    if records is not None:
+        return records_from(records, cfg, require=require, where=f"{split} data")[:num]
     source = cfg.test_source if split == "test" and cfg.test_source else cfg.source
     if source == "synthetic":
         if split == "test":  # the held-out split is fixed: no slips or switches in its gold traces

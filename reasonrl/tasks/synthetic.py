@@ -25,6 +25,7 @@ import random
 from dataclasses import dataclass
 from fractions import Fraction
 
+from reasonrl.config.sections import SYNTHETIC_LEVELS
 from reasonrl.tasks.answers import extract_boxed
 
 
@@ -46,6 +47,7 @@ LEVELS: dict[int, Level] = {
     4: Level(steps=5, max_start=99, max_operand=50, max_factor=9, max_value=999, ops="+-*/"),
     5: Level(steps=6, max_start=999, max_operand=99, max_factor=9, max_value=9999, ops="+-*/"),
 }
+assert tuple(LEVELS) == SYNTHETIC_LEVELS, "config.sections.SYNTHETIC_LEVELS (checked by the config) names every level"
 
 NAMES = [("Ana", "She", "her"), ("Ben", "He", "his"), ("Cleo", "She", "her"), ("Dan", "He", "his"),
          ("Eva", "She", "her"), ("Finn", "He", "his"), ("Gia", "She", "her"), ("Hugo", "He", "his"),

@@ -88,15 +88,17 @@ def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: 
                    "num_truncated": truncated, "time_score": score_time, "reward_stats": reward_sums}
 
 
-def train(cfg: Config) -> dict:
+def train(cfg: Config, *, reward=None, train_data=None, test_data=None) -> dict:
+    """Run the trainer as configured; `reward` (kinds and / or functions, `build_reward(kinds=)`), `train_data` and
+    `test_data` (Python records, `load_split(records=)`) replace the configured ones (the API, `reasonrl.rl`)."""
     rl.check_rl_setup(cfg, dist.launched_world_size())
     run_dir, device, resume_from, policy, tokenizer = start_run(cfg)
     ref_model = fsdp.reference_model(policy, cfg, device, resumed=resume_from is not None)
     policy.to(device).train()
-    train_records = load_split(cfg.data, "train")
-    reward = build_reward(cfg, tokenizer=tokenizer, device=dist.device())
-    dry_run(reward, train_records, cfg, tokenizer=tokenizer)  # a reward that fails on the data stops here
-    test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
+    train_records = load_split(cfg.data, "train", records=train_data)
+    reward = build_reward(cfg, tokenizer=tokenizer, device=dist.device(), kinds=reward)
+    reward = dry_run(reward, train_records, cfg, tokenizer=tokenizer)  # a reward that fails on the data stops here
+    test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples, records=test_data)
 
     policy, optimizer = policy_and_optimizer(policy, cfg)
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
@@ -116,6 +118,7 @@ def train(cfg: Config) -> dict:
         t0 = time.perf_counter()
         # rollout -> reward -> filter
         batch, info = collect(policy, tokenizer, train_records, cfg, state, reward)
+        reward.raise_errors(step + 1)  # a reward that failed on any process stops every process here
         batch = batch.to(device)
         t1 = time.perf_counter()
         # advantages: group-normalised outcome reward on every response token
@@ -135,7 +138,7 @@ def train(cfg: Config) -> dict:
         log.log(record)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(acc=f"{record['acc']:.2f}", kept=f"{info['kept_fraction']:.2f}")
+            bar.set_postfix(rl.postfix(record, acc="acc", kept="kept_fraction"))
         last = state["step"] == cfg.train.steps
         if cfg.train.save_every and state["step"] % cfg.train.save_every == 0 or last or stop:
             rl.save_rl_checkpoint(run_dir, state["step"], models={"": policy}, tokenizer=tokenizer,

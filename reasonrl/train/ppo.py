@@ -65,7 +65,9 @@ def critic_advantages(critic, batch: rl.Batch, cfg: Config, *, pretraining: bool
     return compute_advantages(batch, values, cfg, pretraining=pretraining)
 
 
-def train(cfg: Config) -> dict:
+def train(cfg: Config, *, reward=None, train_data=None, test_data=None) -> dict:
+    """Run the trainer as configured; `reward` (kinds and / or functions, `build_reward(kinds=)`), `train_data` and
+    `test_data` (Python records, `load_split(records=)`) replace the configured ones (the API, `reasonrl.rl`)."""
     rl.check_rl_setup(cfg, dist.launched_world_size())
     run_dir, device, resume_from, policy, tokenizer = start_run(cfg)
     if resume_from:
@@ -77,10 +79,10 @@ def train(cfg: Config) -> dict:
     ref_model = fsdp.reference_model(policy, cfg, device, resumed=resume_from is not None)
     policy.to(device).train()
     critic.to(device).train()
-    train_records = load_split(cfg.data, "train")
-    reward = build_reward(cfg, tokenizer=tokenizer, device=device)
-    dry_run(reward, train_records, cfg, tokenizer=tokenizer)  # a reward that fails on the data stops here
-    test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
+    train_records = load_split(cfg.data, "train", records=train_data)
+    reward = build_reward(cfg, tokenizer=tokenizer, device=device, kinds=reward)
+    reward = dry_run(reward, train_records, cfg, tokenizer=tokenizer)  # a reward that fails on the data stops here
+    test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples, records=test_data)
 
     policy, optimizer = policy_and_optimizer(policy, cfg)
     critic = dist.wrap_model(critic, cfg.dist.strategy)
@@ -106,6 +108,7 @@ def train(cfg: Config) -> dict:
         # rollout -> reward
         records = rl.step_prompts(train_records, state, num=cfg.rl.prompts_per_step, seed=cfg.train.seed)
         batch, info = rl.rollout_and_score(policy, tokenizer, records, cfg, seed, reward)
+        reward.raise_errors(step + 1)  # a reward that failed on any process stops every process here
         batch = batch.to(device)
         t1 = time.perf_counter()
         # values -> advantages
@@ -126,7 +129,7 @@ def train(cfg: Config) -> dict:
         log.log(record)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(acc=f"{record['acc']:.2f}", vloss=f"{record['value_loss']:.3f}")
+            bar.set_postfix(rl.postfix(record, acc="acc", vloss="value_loss"))
         if cfg.train.save_every and state["step"] % cfg.train.save_every == 0 or state["step"] == total or stop:
             rl.save_rl_checkpoint(run_dir, state["step"], models={"": policy, "critic": critic}, tokenizer=tokenizer,
                                   optimizers={"policy": optimizer, "critic": critic_opt}, scheduler=scheduler,

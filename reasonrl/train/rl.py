@@ -34,6 +34,7 @@ from reasonrl.errors import UserError
 from reasonrl.model.logprobs import sequence_logprobs
 from reasonrl.model.value import token_values
 from reasonrl.reward import Responses, Reward
+from reasonrl.reward.stats import merge_stat_sums, reward_stat_means, reward_stat_sums  # noqa: F401 (grpo)
 from reasonrl.rollout.sampler import Rollout, SamplingParams, sample
 from reasonrl.tasks.prompts import format_prompt, record_prompt
 from reasonrl.train import fsdp
@@ -51,7 +52,7 @@ class Batch:
     mask: torch.Tensor  # bool (N, L): trained response tokens
     old_logp: torch.Tensor  # (N, L)
     scores: torch.Tensor  # (N,) scalar reward per response
-    correct: torch.Tensor  # (N,) bool
+    correct: torch.Tensor | None  # (N,) bool; None when the reward judges no correctness (`Scored.correct`)
     lengths: torch.Tensor  # (N,) response tokens
     advantages: torch.Tensor | None = None  # (N, L)
     returns: torch.Tensor | None = None  # (N, L)
@@ -222,32 +223,6 @@ def check_critic_positions(critic, batch: Batch) -> None:
         raise UserError(f"rl.critic_context_template: the critic's input (prompt with the reward's critic context, "
                         f"e.g. pairwise.critic_sees_anchor, + response) has {longest} tokens, but the critic has "
                         f"{positions} positions: shorten the template or turn the context off")
-
-
-def reward_stat_sums(stats: dict[str, float], n: int) -> dict[str, tuple[float, float]]:
-    """A reward's per-response means as `{name: (sum, count)}` over `n` responses, so that rounds of dynamic
-    sampling (`merge_stat_sums`) and processes (`reward_stat_means`) combine into response-weighted means. A mean
-    that is None or not finite (over no responses) contributes nothing."""
-    return {k: ((v * n, float(n)) if v is not None and math.isfinite(v) else (0.0, 0.0)) for k, v in stats.items()}
-
-
-def merge_stat_sums(a: dict[str, tuple[float, float]], b: dict[str, tuple[float, float]]) -> dict:
-    """`{name: (sum, count)}` of two rounds added up."""
-    out = dict(a)
-    for k, (total, count) in b.items():
-        total0, count0 = out.get(k, (0.0, 0.0))
-        out[k] = (total0 + total, count0 + count)
-    return out
-
-
-def reward_stat_means(sums: dict[str, tuple[float, float]]) -> dict[str, float | None]:
-    """`reward/<name>`: global response-weighted means of the reward's stats (None where no process had one). The
-    names are gathered first, so every process makes the same collectives whatever its own stats held."""
-    names = sorted(set().union(*dist.all_gather_object(sorted(sums))))
-    if not names:
-        return {}
-    both = dist.all_reduce_sum(torch.tensor([sums.get(k, (0.0, 0.0)) for k in names], dtype=torch.float64))  # (K, 2)
-    return {f"reward/{k}": float(t / c) if c > 0 else None for k, (t, c) in zip(names, both.tolist(), strict=True)}
 
 
 def recompute_logprobs(policy, ro: Rollout, cfg: Config) -> torch.Tensor:
@@ -429,7 +404,8 @@ def rollout_stats(batch: Batch) -> dict:
     n = global_count(torch.ones(batch.size))
     lengths = batch.lengths.float()
     max_len = dist.all_gather_object(int(lengths.max()) if batch.size else 0)
-    return {"reward": global_count(batch.scores) / max(n, 1.0), "acc": global_count(batch.correct) / max(n, 1.0),
+    acc = {} if batch.correct is None else {"acc": global_count(batch.correct) / max(n, 1.0)}  # no judge, no acc
+    return {"reward": global_count(batch.scores) / max(n, 1.0), **acc,
             "resp_len": global_count(lengths) / max(n, 1.0), "resp_len_max": max(max_len), "num_responses": int(n)}
 
 
@@ -443,14 +419,18 @@ def advantage_stats(batch: Batch) -> dict:
 
 def length_bias_stats(batch: Batch) -> dict:
     """Concise RL's length-bias diagnostics (`algo.length_bias`) over all processes' rows: quartile edges from
-    every length, sums added up before dividing."""
+    every length, sums added up before dividing; without `len_correct` / `len_wrong` when no reward judged
+    correctness."""
     batch = trained_rows(batch)
     all_lengths = [n for part in dist.all_gather_object(batch.lengths.tolist()) for n in part]
     edges = quartile_edges(torch.tensor(all_lengths))
-    sums = length_bias_sums(batch.lengths, batch.correct, batch.scores, batch.advantages, batch.mask, edges=edges)
+    judged = batch.correct is not None  # else no lengths of correct / wrong answers (a zeros stand-in keeps the sums)
+    correct = batch.correct if judged else torch.zeros_like(batch.lengths, dtype=torch.bool)
+    sums = length_bias_sums(batch.lengths, correct, batch.scores, batch.advantages, batch.mask, edges=edges)
     names = list(sums)
     total = dist.all_reduce_sum(torch.stack([sums[k].float() for k in names]))
-    return finish_length_bias(dict(zip(names, total.tolist(), strict=True)))
+    out = finish_length_bias(dict(zip(names, total.tolist(), strict=True)))
+    return out if judged else {k: v for k, v in out.items() if k not in ("len_correct", "len_wrong")}
 
 
 def reference_logprobs(ref_model, batch: Batch, cfg: Config) -> torch.Tensor:
@@ -474,6 +454,12 @@ def step_record(state: dict, batch: Batch, stats: dict, *, lr: float, t0: float,
             **reward_means, **stats, "lr": lr,
             "tokens_per_s": global_count(batch.mask) / (t2 - t0),
             "time_rollout": t1 - t0 - stats.get("time_score", 0.0), "time_train": t2 - t1}
+
+
+def postfix(record: dict, **keys: str) -> dict[str, str]:
+    """A progress bar's postfix: `label=record[key]` for each of `keys` the record holds (a run whose reward judges
+    no correctness has no `acc`)."""
+    return {label: f"{record[key]:.3g}" for label, key in keys.items() if record.get(key) is not None}
 
 
 def length_plateaued(lengths: list[float], patience: int) -> bool:

@@ -47,6 +47,9 @@ SAFE_TO_CHANGE = frozenset({
     "train.steps", "train.eval_every", "train.eval_examples", "train.save_every", "train.log_checkpoints",
     "train.resume", "train.overwrite", "log.run_dir", "log.progress", "log.plots", "log.report_to", "dist.backend",
     "dist.rollout_params", "dist.lockstep_sync_every",  # how FSDP2 decodes: the same samples (test_rl_fsdp2)
+    # how a reward function's failures and slowness are handled, not what a successful call computes: a run stopped
+    # by a failing or hanging reward resumes with a worker pool, a timeout or a fallback score
+    "reward.workers", "reward.timeout_s", "reward.on_error",
 })
 SAFE_SECTIONS = ("eval",)  # read by `reasonrl eval` only
 

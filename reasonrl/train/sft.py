@@ -39,12 +39,13 @@ def autocast(dtype: str, device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16) if dtype == "bf16" else nullcontext()
 
 
-def train(cfg: Config) -> dict:
-    """Run SFT as configured; returns the final metrics. Checkpoints and logs go to `cfg.log.run_dir`."""
+def train(cfg: Config, *, train_data=None, test_data=None) -> dict:
+    """Run SFT as configured; returns the final metrics. Checkpoints and logs go to `cfg.log.run_dir`. `train_data`
+    and `test_data` (Python records, `load_split(records=)`) replace the configured data (the API, `reasonrl.sft`)."""
     run_dir, device, resume_from, model, tokenizer = start_run(cfg)
     model.to(device).train()
-    train_records = load_split(cfg.data, "train", require=("prompt", "response"))
-    test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples)
+    train_records = load_split(cfg.data, "train", require=("prompt", "response"), records=train_data)
+    test_records = load_split(cfg.data, "test", num=cfg.train.eval_examples, records=test_data)
     examples = encode_records(tokenizer, train_records, template=cfg.data.prompt_template, max_len=cfg.data.max_len)
 
     # Dion's data-parallel mode: no DDP gradient all-reduce; the optimizer averages its thin factors itself.

@@ -16,8 +16,25 @@ import pytest
 HUGE = 2_000_000  # bytes of one JSONL line: above the default data.max_line_bytes (1 MB)
 
 
+REWARDS_PY = """
+def bonus(prompts, completions, **kw):
+    return [0.5] * len(completions)
+
+def boom(prompts, completions, **kw):
+    raise KeyError("unit")
+
+def nan(completions, **kw):
+    return [float("nan")] * len(completions)
+
+def two_args(a, b):
+    return 0.0
+"""
+
+
 def _snapshot(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    """Every file under `root` (Python's bytecode cache of an imported reward file is not a change)."""
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts}
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +51,7 @@ def files(tmp_path_factory, micro_model_dir):
     (d / "long_prompt.jsonl").write_text('{"prompt": "' + "Ana has 12 pens. " * 400 + '", "answer": "1"}\n')
     (d / "not_utf8.toml").write_bytes(b"[train]\nsteps = 2  # caf\xe9\n")
     (d / "a_file").write_text("not a directory\n")
+    (d / "rewards.py").write_text(REWARDS_PY)
     (d / "a_dir").mkdir()
     for name, damage in [("truncated_model", lambda b: b[: len(b) // 2]), ("random_model", lambda b: b"\x8f" * 4096)]:
         shutil.copytree(micro_model_dir, d / name)
@@ -94,6 +112,26 @@ CASES = [
     ("sft_test_prompt_too_long", ["sft", "--overwrite", "--data.source={f:good.jsonl}",
                                   "--data.test_source={f:long_prompt.jsonl}"],
      "data: prompt long_prompt:1 has 2804 tokens, but the model has 1024 positions"),
+    # your reward: loaded, its shape known and a dry call passed before the old run is touched (reward/custom.py)
+    ("rl_reward_unknown_kind", ["rl", "--overwrite", "--reward.kind=nope"], "reward.kind 'nope' is not one of"),
+    ("rl_reward_missing_file", ["rl", "--overwrite", "--reward.kind={f:a_dir}/missing.py:f"],
+     "missing.py:f': no such file"),
+    ("rl_reward_missing_name", ["rl", "--overwrite", "--reward.kind={f:rewards.py}:nope"], "rewards.py has no 'nope'"),
+    ("rl_reward_fits_no_shape", ["rl", "--overwrite", "--reward.kind={f:rewards.py}:two_args"],
+     "its parameters (a, b) fit no reward shape"),
+    ("grpo_reward_raises_on_dry_call", ["rl", "--overwrite", "--rl.algo=grpo",
+                                        '--reward.kinds=["verifier", "{f:rewards.py}:boom"]'],
+     "rewards.py:boom' raised on a dry call on the first 2 records: KeyError: 'unit' (at "),
+    ("rl_reward_returns_nan", ["rl", "--overwrite", "--reward.kind={f:rewards.py}:nan"],
+     "rewards.py:nan': returned a non-finite score (nan) for response 0"),
+    ("rl_reward_no_correctness_pos_nll", ["rl", "--overwrite", "--reward.kind={f:rewards.py}:bonus",
+                                          "--rl.pos_nll_coef=0.1"], "rl.pos_nll_coef = 0.1 trains on correct"),
+    ("grpo_reward_no_correctness_dynamic", ["rl", "--overwrite", "--rl.algo=grpo", "--rl.dynamic_sampling=true",
+                                            "--reward.kind={f:rewards.py}:bonus"], "keeps groups by accuracy"),
+    ("rl_reward_workers_without_function", ["rl", "--overwrite", "--reward.workers=2"],
+     "reward.workers = 2 runs plain (TRL- or verl-style) functions, but reward 'verifier' has none"),
+    ("rl_reward_weights_miscounted", ["rl", "--overwrite", "--reward.weights=[1, 2]"],
+     "reward.weights has 2 entries for 1 rewards"),
     # models
     ("eval_truncated_safetensors", ["eval", "--model", "{f:truncated_model}", "--data", "{f:good.jsonl}"],
      "truncated_model: cannot load"),

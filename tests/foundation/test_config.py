@@ -49,6 +49,15 @@ def test_resolved_config_round_trips(tmp_path):
         ("", ["--rl.clip_low=1.5"], "rl.clip_low must lie in [0, 1)"),
         ("", ["--rl.overlong_penalty=true", "--rl.overlong_cache=200", "--rollout.max_new_tokens=64"],
          "rl.overlong_cache must lie in [1, rollout.max_new_tokens = 64]"),
+        ("", ['--reward.kinds=["verifier", "r.py:f"]', "--reward.weights=[1]"],
+         "reward.weights has 1 entries for 2 reward.kinds"),
+        ("", ['--reward.kinds=["verifier"]', "--reward.kind=r.py:f"], "set reward.kind (one reward) or reward.kinds"),
+        ("", ["--reward.weights=[1, nan]"], "reward.weights[1] must be a finite number"),
+        ("", ["--reward.workers=-1"], "reward.workers must be >= 0"),
+        ("", ["--reward.timeout_s=0"], "reward.timeout_s must be a finite number > 0"),
+        ("", ["--reward.on_error=stop"], 'reward.on_error must be "fail" or a finite number'),
+        ("", ["--reward.on_error=inf"], 'reward.on_error must be "fail" or a finite number'),
+        ("[reward]\non_error = true\n", [], "reward.on_error: expected a number or a string, got bool True"),
     ],
 )
 def test_bad_config_is_a_user_error_naming_the_place(tmp_path, text, overrides, needle):
@@ -96,3 +105,11 @@ def test_cli_help_lists_every_command():
     assert r.returncode == 0
     for cmd in ("world", "tokenizer", "init-model", "sft", "eval", "demo"):
         assert cmd in r.stdout
+
+
+def test_on_error_takes_a_word_or_a_number(tmp_path):
+    f = tmp_path / "r.toml"
+    f.write_text("[reward]\non_error = -1\n")  # a TOML integer is a number
+    assert load_config(f).reward.on_error == -1.0
+    assert load_config(None, ["--reward.on_error=0.25"]).reward.on_error == 0.25
+    assert load_config(None, ["--reward.on_error=fail"]).reward.on_error == "fail"

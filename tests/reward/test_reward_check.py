@@ -50,7 +50,8 @@ def test_verifier_passes_the_dry_call(world_tokenizer):
     (lambda r: Scored(scores=torch.full((len(r.texts),), float("nan")), correct=torch.zeros(len(r.texts), dtype=bool)),
      "non-finite score (nan) for response 0"),
     (lambda r: Scored(scores=torch.zeros(1), correct=torch.zeros(1, dtype=bool)), "scores of shape (1,) for 4"),
-    (lambda r: Scored(scores=torch.zeros(len(r.texts)), correct=torch.zeros(len(r.texts))), "`correct` must be a bool"),
+    (lambda r: Scored(scores=torch.zeros(len(r.texts)), correct=torch.zeros(len(r.texts))),
+     "`correct` must be None or a bool"),
     (lambda r: Scored(scores=torch.zeros(len(r.texts)), correct=torch.zeros(len(r.texts), dtype=bool),
                       critic_context=["a"]), "1 critic contexts for 4 responses"),
 ])

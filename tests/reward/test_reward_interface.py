@@ -28,9 +28,12 @@ def test_verifier_kind_concise_values():
     assert scored.stats["answered"] == pytest.approx(2 / 3)
 
 
-def test_unknown_kind_is_a_config_error():
-    with pytest.raises(UserError, match="reward.kind 'nope' is not one of"):
-        load_config(None, ["--reward.kind=nope"])
+def test_unknown_kind_is_a_reward_error():
+    # the config takes any text (a kind may be a user's file); the reward layer names what is known
+    cfg = load_config(None, ["--reward.kind=nope"])
+    with pytest.raises(UserError, match="reward.kind 'nope' is not one of length_penalty, pairwise, process, verifier, "
+                                        "nor 'path/to/file.py:name' or 'package.module:name'"):
+        build_reward(cfg)
 
 
 def test_registered_kind_is_built(monkeypatch):
