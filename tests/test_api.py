@@ -183,3 +183,40 @@ def test_python_records_map_fields_as_jsonl_files_do():
     assert records == [{"topic": "sums", "prompt": "What is 1 + 1?", "answer": "2", "response": None,
                         "id": "train data:0"},
                        {"prompt": "q", "answer": "x", "response": None, "id": "7"}]
+
+
+def test_python_records_check_text_and_read_chat_prompts():
+    """In-memory rows get the file loaders' checks: a lone surrogate is named before any tokenizer sees it, and a
+    prompt that is a list of chat messages is split as a chat-format file's is (`prompt_messages`, the last user
+    turn as the prompt text, a final assistant turn as the response)."""
+    from reasonrl.errors import UserError
+    from reasonrl.tasks.memory import records_from
+
+    cfg = reasonrl.load_config()
+    with pytest.raises(UserError, match=r"train data\[1\].*prompt"):
+        records_from([{"prompt": "fine", "answer": "1"}, {"prompt": "bad \ud800", "answer": "1"}], cfg.data,
+                     require=("prompt", "answer"), where="train data")
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2 + 2?"},
+            {"role": "assistant", "content": "\\boxed{4}"}]
+    (rec,) = records_from([{"prompt": chat, "answer": 4}], cfg.data, require=("prompt", "answer", "response"),
+                          where="sft data")
+    assert rec["prompt"] == "What is 2 + 2?" and rec["response"] == "\\boxed{4}" and rec["answer"] == "4"
+    assert rec["prompt_messages"] == chat[:2]
+
+
+def test_a_datasets_dataset_is_read_as_a_table():
+    """A `datasets.Dataset` passed to the API goes through the table reader (`hf_data.dataset_records`): lazy
+    records, the schema checked up front (a missing column is one line naming it), a `messages` column as chat."""
+    import datasets
+
+    from reasonrl.errors import UserError
+    from reasonrl.tasks.hf_data import Records
+    from reasonrl.tasks.memory import records_from
+
+    cfg = reasonrl.load_config()
+    ds = datasets.Dataset.from_list([{"messages": [{"role": "user", "content": "What is 3 + 4?"}], "answer": "7"}])
+    records = records_from(ds, cfg.data, require=("prompt", "answer"), where="train data")
+    assert isinstance(records, Records) and records[0]["prompt"] == "What is 3 + 4?"
+    assert records[0]["prompt_messages"] == [{"role": "user", "content": "What is 3 + 4?"}]
+    with pytest.raises(UserError, match="train data: no column 'answer'"):
+        records_from(ds.remove_columns("answer"), cfg.data, require=("prompt", "answer"), where="train data")

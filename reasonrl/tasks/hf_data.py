@@ -45,8 +45,16 @@ def load_records(source: str, *, split: str, fields: dict[str, str | None], requ
     `reward_model.ground_truth`); `require` names the fields every row must have. A prompt column of chat messages,
     or a `messages_field` column when there is no prompt column, is chat format (`Records`)."""
     ds, label, prefix = _open(source, split)
+    return dataset_records(ds, label=label, id_prefix=prefix, fields=fields, require=require,
+                           messages_field=messages_field)
+
+
+def dataset_records(ds, *, label: str, id_prefix: str, fields: dict[str, str | None], require: Sequence[str],
+                    messages_field: str | None = "messages") -> Records:
+    """`Records` over a `datasets.Dataset` already open (a file's, or one a script passes to the API), its schema
+    checked first (`load_records`)."""
     prompt_col, chat = _check_schema(ds, label, fields, require, messages_field)
-    return Records(ds, label=label, id_prefix=prefix, fields={**fields, "prompt": prompt_col}, chat=chat)
+    return Records(ds, label=label, id_prefix=id_prefix, fields={**fields, "prompt": prompt_col}, chat=chat)
 
 
 class Records(Sequence):
