@@ -51,6 +51,15 @@ def check_ranges(cfg: Config, where: str) -> None:
     checks.append((0 <= cfg.reward.length_start < cfg.reward.length_end,
                    f"reward.length_start must lie in [0, reward.length_end), got {cfg.reward.length_start} / "
                    f"{cfg.reward.length_end}"))
+    m = cfg.model
+    checks += [
+        (m.lora_r >= 0, f"model.lora_r must be >= 0 (0 = off), got {m.lora_r}"),
+        (math.isfinite(m.lora_alpha) and m.lora_alpha > 0, f"model.lora_alpha must be a finite number > 0, got "
+                                                           f"{m.lora_alpha}"),
+        (0 <= m.lora_dropout < 1, f"model.lora_dropout must lie in [0, 1), got {m.lora_dropout}"),
+        (m.lora_r == 0 or bool(m.path), f"model.lora_r = {m.lora_r} needs model.path: LoRA adapts a base model saved "
+                                        "on disk (`reasonrl init-model --out DIR` writes a fresh one)"),
+    ]
     for ok, message in checks:
         if not ok:
             raise UserError(f"{where}: {message}")

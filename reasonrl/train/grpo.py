@@ -12,7 +12,6 @@ Each step reads: rollout -> reward -> filter (dynamic sampling) -> group advanta
 
 from __future__ import annotations
 
-import copy
 import time
 
 import torch
@@ -22,6 +21,7 @@ from reasonrl.algo.advantages import group_advantages
 from reasonrl.algo.filters import dynamic_sampling_mask, varied_reward_mask
 from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
+from reasonrl.model.lora import reference_model
 from reasonrl.model.tiny import num_params
 from reasonrl.reward import Reward, build_reward
 from reasonrl.tasks.sources import load_split
@@ -88,7 +88,7 @@ def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: 
 def train(cfg: Config) -> dict:
     rl.check_rl_setup(cfg, dist.launched_world_size())
     run_dir, device, resume_from, policy, tokenizer = start_run(cfg)
-    ref_model = copy.deepcopy(policy).eval().requires_grad_(False).to(device) if cfg.rl.kl_coef > 0 else None
+    ref_model = reference_model(policy).to(device) if cfg.rl.kl_coef > 0 else None  # LoRA: the policy, adapters off
     policy.to(device).train()
     train_records = load_split(cfg.data, "train")
     reward = build_reward(cfg, tokenizer=tokenizer, device=dist.device())

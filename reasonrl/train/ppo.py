@@ -12,7 +12,6 @@ critic-only steps on rollouts of the frozen initial policy with Monte-Carlo retu
 
 from __future__ import annotations
 
-import copy
 import time
 
 import torch
@@ -23,8 +22,9 @@ from reasonrl.algo.kl import KL_ESTIMATORS
 from reasonrl.algo.rewards import token_level_rewards
 from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
+from reasonrl.model.lora import reference_model
 from reasonrl.model.tiny import num_params
-from reasonrl.model.value import load_value_model, value_model_from_policy
+from reasonrl.model.value import build_critic
 from reasonrl.reward import build_reward
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import checkpoint as ckpt_lib
@@ -68,13 +68,8 @@ def critic_advantages(critic, batch: rl.Batch, cfg: Config, *, pretraining: bool
 def train(cfg: Config) -> dict:
     rl.check_rl_setup(cfg, dist.launched_world_size())
     run_dir, device, resume_from, policy, tokenizer = start_run(cfg)
-    if resume_from:
-        critic = load_value_model(resume_from / "critic")
-    elif cfg.rl.critic_path:
-        critic = load_value_model(cfg.rl.critic_path)
-    else:
-        critic = value_model_from_policy(policy)
-    ref_model = copy.deepcopy(policy).eval().requires_grad_(False).to(device) if cfg.rl.kl_coef > 0 else None
+    critic = build_critic(policy, cfg, resume_from)  # with LoRA: its own adapters over the policy's frozen base
+    ref_model = reference_model(policy).to(device) if cfg.rl.kl_coef > 0 else None  # LoRA: the policy, adapters off
     policy.to(device).train()
     critic.to(device).train()
     train_records = load_split(cfg.data, "train")
@@ -83,7 +78,8 @@ def train(cfg: Config) -> dict:
 
     policy, optimizer = policy_and_optimizer(policy, cfg)
     critic = dist.wrap_model(critic, cfg.dist.strategy)
-    critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.rl.critic_lr, betas=tuple(cfg.optim.betas))
+    critic_opt = torch.optim.AdamW([p for p in critic.parameters() if p.requires_grad], lr=cfg.rl.critic_lr,
+                                   betas=tuple(cfg.optim.betas))  # with LoRA: the adapters and the value head
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
     total = cfg.rl.value_pretrain_steps + cfg.train.steps
     state = rl.progress_state(None)
