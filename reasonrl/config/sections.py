@@ -21,21 +21,18 @@ class ModelConfig:
     init_seed: int = 0
     """Seed for a fresh model's initial weights."""
     lora_r: int = 0
-    """LoRA rank (peft; Hu et al. 2021, arXiv 2106.09685): 0 trains every weight; r > 0 freezes the base model and
-    trains rank-r adapters only (SFT and RL; the PPO critic gets its own adapters of the same shape and a trained
-    value head, as in verl). Needs `path` (the base on disk). The RL reference model is then the policy with its
-    adapters turned off, not a second copy. Checkpoints and `final/` hold the adapter in peft's format;
-    `reasonrl export --merge` writes a plain model."""
+    """LoRA rank (peft; Hu et al. 2021, arXiv 2106.09685), 0 = off: r > 0 freezes the base `path` and trains rank-r
+    adapters (SFT, RL; the PPO critic its own, with its value head, as in verl). The RL reference is then the policy
+    with adapters off, not a copy; checkpoints hold the adapter (peft's format); `reasonrl export --merge` merges."""
     lora_alpha: float = 16.0
     """LoRA scale numerator: the update is (alpha / r) B A."""
     lora_dropout: float = 0.0
     """Dropout on the adapters' input, in SFT only (RL runs without dropout: `train/rl.py`)."""
     lora_target: list[str] = field(default_factory=list)
-    """Names of the linear layers to adapt, as peft's `target_modules` (module-name suffixes such as `q_proj`,
-    `v_proj`); empty: every linear layer of the decoder blocks (peft's "all-linear")."""
+    """Linear layers to adapt, as peft's `target_modules` (name suffixes: `q_proj`, ...); empty: every block linear."""
     gradient_checkpointing: bool = False
-    """Recompute each decoder block's activations in the backward pass instead of keeping them (Hugging Face's own
-    mechanism, `use_reentrant=False`), for the policy and the critic: the same gradients, less peak memory."""
+    """Recompute each decoder block in the backward pass instead of keeping its activations (HF's own mechanism,
+    non-reentrant), for the policy and the critic: the same gradients, less peak memory."""
 
 
 @dataclass
