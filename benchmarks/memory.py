@@ -104,8 +104,8 @@ def fixed_mmap_threshold(on: bool) -> None:
     """glibc serves allocations of at least 64 KB with their own mmap, returned on free (`mallopt`). Its default
     threshold rises with every freed block up to 32 MB, so the MB-sized activation tensors come from the heap, whose
     holes between small live blocks are not returned: RSS then grows with fragmentation rather than with the tensors
-    alive (medium, LoRA + checkpointing, one forward + backward: +1,121 MB with the default, +158 MB fixed). The
-    rows measure the tensors: fixed unless `--glibc-default`."""
+    alive (medium, PPO with LoRA + checkpointing: peak 2,202 MB with the default, 1,058 MB fixed; docs/benchmarks.md).
+    The rows measure the tensors: fixed unless `--glibc-default`."""
     if on:
         import ctypes
 
