@@ -32,11 +32,13 @@ from reasonrl.train.checkpoint import latest_checkpoint
 RUN_FILES = ("config.json", "metrics.jsonl", "checkpoints", "final", "plots", "resumes.jsonl")
 LOCK = ".lock"
 # Keys a resumed run may change: they steer how long it runs, what it logs and how often it evaluates or saves,
-# not what a step computes. Every other difference from the saved config.json refuses the resume. (A longer
-# train.steps also stretches the lr schedule from the resumed step on; config.json and resumes.jsonl say so.)
+# or how much memory a step takes (gradient checkpointing: the same gradients), not what a step computes. Every
+# other difference from the saved config.json refuses the resume. (A longer train.steps also stretches the lr
+# schedule from the resumed step on; config.json and resumes.jsonl say so.)
 SAFE_TO_CHANGE = frozenset({
     "train.steps", "train.eval_every", "train.eval_examples", "train.save_every", "train.log_checkpoints",
     "train.resume", "train.overwrite", "log.run_dir", "log.progress", "log.plots", "dist.backend",
+    "model.gradient_checkpointing",
 })
 SAFE_SECTIONS = ("eval",)  # read by `reasonrl eval` only
 
