@@ -72,6 +72,7 @@ def test_checkpointed_gradients_equal_the_plain_ones(world_tokenizer, tmp_path, 
         for p in model.parameters():
             p.add_(torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())) * 0.02)
     if lora_r:
+        torch.manual_seed(0)  # peft draws A from the global generator: the same adapters whatever ran before
         cfg = load_config(None, [f"--model.lora_r={lora_r}", f"--model.path={tmp_path}"])
         lora.add_lora(model, cfg.model, base=tmp_path, modules_to_save=["score"] if which == "critic" else None)
         with torch.no_grad():
@@ -89,7 +90,10 @@ def test_checkpointed_gradients_equal_the_plain_ones(world_tokenizer, tmp_path, 
     assert set(got) == set(plain) and len(got) >= (2 * 14 if lora_r else 10)
     assert max(g.abs().max().item() for g in plain.values()) > 1e-3
     for name in plain:
-        torch.testing.assert_close(got[name], plain[name], atol=1e-6, rtol=0, msg=name)
+        def named(m: str, name: str = name) -> str:
+            return f"{name}: {m}"
+
+        torch.testing.assert_close(got[name], plain[name], atol=1e-6, rtol=0, msg=named)
         # a checkpointed pass cannot keep a shared prompt's cache (the module docstring): it takes the plain path,
-        # whose float rounding differs from the shared one's as it does without checkpointing
-        torch.testing.assert_close(got[name], shared[name], atol=1e-6, rtol=1e-5, msg=name)
+        # whose float rounding differs from the shared one's as it does without checkpointing (up to ~1.5e-6 seen)
+        torch.testing.assert_close(got[name], shared[name], atol=1e-5, rtol=1e-5, msg=named)
