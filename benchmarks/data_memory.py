@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/data_memory.py --quick                  # 200,000 rows, no prompt check; < 1 min
 
 Writes a parquet file of synthetic-world-like prompts (prompt, answer) to a fresh folder under /tmp, then measures
-each way of reading it in a fresh process (peak resident memory above that process's imports, `memory.py`):
+each way of reading it in a fresh process (peak resident memory above that process's imports, `rss.py`):
 
 - `hf first read`: `sources.load_split` on the parquet file the first time: `datasets` converts it into its Arrow
   cache ($HF_DATASETS_CACHE, under the same /tmp folder here), then maps it.
@@ -65,7 +65,7 @@ def measure(mode: str, path: str) -> dict:
     costs (imports and first-use set-up, reported as `warmup_mb`), seconds, records read."""
     import random
 
-    from memory import peak_rss_reset, peak_rss_since
+    from rss import peak_rss_reset, peak_rss_since
 
     if mode == "check":  # the embedded world's tokenizer and a micro model, built before the measurement
         from reasonrl.config import load_config

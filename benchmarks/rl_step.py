@@ -377,7 +377,7 @@ SCALING_TOKENS = {"tiny": 32, "small": 16, "medium": 8}  # new tokens per comple
 def scaling_cell(policy, tokenizer, optimizer, records: list[dict], rows: int, new_tokens: int) -> dict:
     """One of our GRPO steps on `rows` completions, split into rollout / score / update seconds, with its peak
     resident memory above the step's start."""
-    from memory import peak_rss_reset, peak_rss_since
+    from rss import peak_rss_reset, peak_rss_since
 
     args = argparse.Namespace(prompts=rows // 8, samples=8, new_tokens=new_tokens)
     cfg = step_config("grpo", args)

@@ -33,9 +33,9 @@ import time
 from collections.abc import Callable
 
 import torch
-from memory import peak_rss_reset, peak_rss_since
 from output import finish
 from profiling import kernel_seconds
+from rss import peak_rss_reset, peak_rss_since
 
 from reasonrl.model.tiny import build_model, num_params
 from reasonrl.model.tokenizer import train_tokenizer

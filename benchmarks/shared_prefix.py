@@ -20,8 +20,8 @@ import platform
 import time
 
 import torch
-from memory import peak_rss_reset, peak_rss_since
 from output import finish
+from rss import peak_rss_reset, peak_rss_since
 
 from reasonrl.model.tiny import build_model, num_params
 from reasonrl.model.tokenizer import train_tokenizer

@@ -28,6 +28,7 @@ COMMANDS = {
     "reflection": "probe checkpoints with adversarial chains of thought: accuracy and explicit reflection vs compute",
     "retro-search": "Retro-Search (arXiv 2504.04383): revise correct traces into shorter correct ones (resumable)",
     "demo": "the main job on the embedded default: world -> tokenizer -> model -> SFT -> eval",
+    "export": "export --merge RUN OUT: a LoRA run's adapter merged into its base, written as a plain HF model",
 }
 
 
@@ -100,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
     cmds["reflection"].add_argument("--classifier", default="rules", help='"rules" or "judge:<local HF model dir>"')
     cmds["demo"].add_argument("--run-dir", default="runs/demo", help="where everything is written")
     cmds["demo"].add_argument("--quick", action="store_true", help="a much shorter run, for checking")
+    cmds["export"].add_argument("--merge", action="store_true", required=True,
+                                help="fold the adapter into the base model (the only export there is)")
+    cmds["export"].add_argument("run", help="a LoRA run directory (its final/, else its newest checkpoint) or an "
+                                "adapter directory")
+    cmds["export"].add_argument("out", help="a new directory (refused if it exists and is not empty)")
     from reasonrl.retro.args import add_arguments as add_retro_arguments
 
     add_retro_arguments(cmds["retro-search"])
@@ -148,6 +154,13 @@ def run(argv: list[str]) -> int:
         from reasonrl.retro.args import run_command
 
         run_command(args)
+        return 0
+    if args.command == "export":
+        if overrides:
+            raise UserError("command line: export takes no config overrides")
+        from reasonrl.model.export import export_merged
+
+        export_merged(args.run, args.out)
         return 0
     if args.command == "demo":
         if overrides:

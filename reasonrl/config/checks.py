@@ -71,7 +71,8 @@ def _levels():
 COUNT, COUNT0, SEED = Range(lo=1), Range(lo=0), Range(lo=0)
 PROB, FINITE, POSITIVE, NONNEG = Range(0, 1), Range(), Range(lo=0, lo_open=True), Range(lo=0)
 RANGES: dict[str, Range | OneOf] = {
-    "model.init_seed": SEED,
+    "model.init_seed": SEED, "model.lora_r": Range(lo=0, note="0 = off"), "model.lora_alpha": POSITIVE,
+    "model.lora_dropout": Range(0, 1, hi_open=True),
     "data.num_train": COUNT, "data.num_test": COUNT0, "data.difficulty": OneOf(_levels), "data.seed": SEED,
     "data.slip_fraction": PROB, "data.alt_fraction": PROB, "data.max_len": COUNT, "data.max_line_bytes": COUNT,
     "train.steps": COUNT, "train.batch_size": COUNT, "train.grad_accum": COUNT,
@@ -182,6 +183,9 @@ def check_ranges(cfg: Config, where: str) -> None:
     checks.append((len(set(cfg.log.report_to)) == len(cfg.log.report_to),
                    f"log.report_to names a tracker twice: {cfg.log.report_to}"))
     checks += _reward_checks(cfg)
+    checks.append((cfg.model.lora_r == 0 or bool(cfg.model.path),
+                   f"model.lora_r = {cfg.model.lora_r} needs model.path: LoRA adapts a base model saved on disk "
+                   "(`reasonrl init-model --out DIR` writes a fresh one)"))
     first = check_fields(cfg)
     if first is not None:
         raise UserError(f"{where}: {first}")

@@ -16,11 +16,25 @@ class ModelConfig:
     tokenizer_path: str = ""
     """Tokenizer directory; empty means `path`, or, for a fresh model, a tokenizer built from the synthetic world."""
     preset: str = "tiny"
-    """Size preset for a fresh model: `tiny` (~1M params) or `small` (~10M); see `reasonrl.model.tiny.PRESETS`."""
+    """Size preset for a fresh model: `tiny` (~1M params), `small` (~10M) or `medium` (~99M); see
+    `reasonrl.model.tiny.PRESETS`."""
     arch: Literal["llama", "qwen2"] = "llama"
     """Architecture of a fresh model."""
     init_seed: int = 0
     """Seed for a fresh model's initial weights."""
+    lora_r: int = 0
+    """LoRA rank (peft; Hu et al. 2021, arXiv 2106.09685), 0 = off: r > 0 freezes the base `path` and trains rank-r
+    adapters (SFT, RL; the PPO critic its own, with its value head, as in verl). The RL reference is then the policy
+    with adapters off, not a copy; checkpoints hold the adapter (peft's format); `reasonrl export --merge` merges."""
+    lora_alpha: float = 16.0
+    """LoRA scale numerator: the update is (alpha / r) B A."""
+    lora_dropout: float = 0.0
+    """Dropout on the adapters' input, in SFT only (RL runs without dropout: `train/rl.py`)."""
+    lora_target: list[str] = field(default_factory=list)
+    """Linear layers to adapt, as peft's `target_modules` (name suffixes: `q_proj`, ...); empty: every block linear."""
+    gradient_checkpointing: bool = False
+    """Recompute each decoder block in the backward pass instead of keeping its activations (HF's own mechanism,
+    non-reentrant), for the policy and the critic: the same gradients, less peak memory."""
 
 
 @dataclass

@@ -19,6 +19,7 @@ import torch
 from torch.utils.checkpoint import checkpoint
 from transformers import DynamicCache, PreTrainedModel
 
+from reasonrl.model.activation_ckpt import recomputes
 from reasonrl.rollout.cache import cache_kwarg
 
 
@@ -90,7 +91,8 @@ def sequence_logprobs(
     if logits is not None:
         start = prompt_len
     else:
-        out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask))
+        out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
+                    use_cache=False)  # no KV cache is read back: keeping one would only hold memory
         logits = out.logits[:, :-1]  # logits at t-1 predict token t
     targets = input_ids[:, start:]
     logp, entropy = token_logprobs(
@@ -114,11 +116,13 @@ def shared_prompt_logits(
     gathered per row (a differentiable index) and the responses attend to it, so gradients reach the prompt
     tokens' computation from every row. Same numbers as the plain pass, fewer FLOPs when prompts repeat.
     Works for any HF decoder that takes a cache (causal LM, or the critic's token-classification head).
-    Returns None (caller takes the plain path) when no prompt repeats or the model is a DDP wrapper (DDP prepares
+    Returns None (caller takes the plain path) when no prompt repeats, when the model is a DDP wrapper (DDP prepares
     its gradient hooks once per forward call, and this makes two; the RL trainers pass DDP's bare module and
-    average the gradients themselves: `rl.training_module`).
+    average the gradients themselves: `rl.training_module`), or when the pass would be gradient-checkpointed (a
+    checkpointed block gets no cache: `model.activation_ckpt`).
     """
-    if not isinstance(model, PreTrainedModel) or not prompts_repeat(input_ids, attention_mask, prompt_len):
+    if (not isinstance(model, PreTrainedModel) or recomputes(model)
+            or not prompts_repeat(input_ids, attention_mask, prompt_len)):
         return None
     p = prompt_len
     uniq, inverse = torch.unique(_prompt_keys(input_ids, attention_mask, p), dim=0, return_inverse=True)  # (U, 2P)

@@ -43,6 +43,20 @@ def load_or_build(cfg: Config):
     return build_model(cfg.model.preset, tokenizer, arch=cfg.model.arch, seed=cfg.model.init_seed), tokenizer
 
 
+def prepare_for_training(model, cfg: Config, *, adapter_dir: Path | None = None):
+    """The configured training form of a loaded model: LoRA adapters over the frozen `model.path` (`model.lora_r`;
+    with `adapter_dir`, a resumed run's adapter weights) and gradient checkpointing (`model.gradient_checkpointing`).
+    Returns the model (changed in place)."""
+    from reasonrl.model import lora
+    from reasonrl.model.activation_ckpt import enable_checkpointing
+
+    if cfg.model.lora_r:
+        lora.add_lora(model, cfg.model, base=cfg.model.path, adapter_dir=adapter_dir)
+    if cfg.model.gradient_checkpointing:
+        enable_checkpointing(model)
+    return model
+
+
 def save_embedded_tokenizer(out: str | Path) -> Path:
     """Train the embedded tokenizer and save it where `AutoTokenizer.from_pretrained(out)` loads it."""
     check_output_dir(out, "tokenizer --out")

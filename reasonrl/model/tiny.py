@@ -79,9 +79,12 @@ def num_params(model: torch.nn.Module) -> int:
 
 
 def check_model_dir(path: str | Path, what: str = "model.path") -> Path:
-    """`path` looks like a HF model directory (it has a config.json), else a UserError naming `what`."""
+    """`path` looks like a HF model directory (a config.json) or a peft adapter directory (`lora.is_model_dir`), else
+    a UserError naming `what`."""
+    from reasonrl.model import lora
+
     p = Path(path)
-    if not (p / "config.json").is_file():
+    if not lora.is_model_dir(p):
         raise UserError(f"{what}: {p} is not a Hugging Face model directory (no config.json)")
     return p
 
@@ -89,13 +92,23 @@ def check_model_dir(path: str | Path, what: str = "model.path") -> Path:
 def load_model(path: str | Path, tokenizer_path: str | Path | None = None, *, dtype: torch.dtype = torch.float32,
                what: str = "model.path"):
     """Load any local HF causal LM and its tokenizer; a path that is not a model is a `UserError` naming `what`
-    (the option that gave the path)."""
+    (the option that gave the path). A peft adapter directory (a LoRA run's checkpoint or `final/`) loads as its base
+    with the adapter merged in (`lora.load_merged`), the tokenizer from the adapter directory when it holds one, else
+    from the base."""
+    from reasonrl.model import lora
+
     p = check_model_dir(path, what)
     tp = Path(tokenizer_path) if tokenizer_path else p
-    if not any((tp / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+    if not tokenizer_path and lora.is_adapter_dir(p) and not _has_tokenizer(p):
+        tp = lora.base_path(p)
+    if not _has_tokenizer(tp):
         raise UserError(f"{'model.tokenizer_path' if tokenizer_path else what}: {tp} holds no tokenizer files")
+
+    def from_pretrained(d: Path):
+        return AutoModelForCausalLM.from_pretrained(d, dtype=dtype, local_files_only=True)
+
     try:
-        model = AutoModelForCausalLM.from_pretrained(p, dtype=dtype, local_files_only=True)
+        model = lora.load_merged(p, from_pretrained) if lora.is_adapter_dir(p) else from_pretrained(p)
         tokenizer = AutoTokenizer.from_pretrained(tp, local_files_only=True)
     except (OSError, ValueError, SafetensorError) as e:  # SafetensorError: truncated or corrupt weights
         raise UserError(f"{what}: {p}: cannot load: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
@@ -103,3 +116,8 @@ def load_model(path: str | Path, tokenizer_path: str | Path | None = None, *, dt
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     return model, tokenizer
+
+
+def _has_tokenizer(path: Path) -> bool:
+    return any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model"))
+

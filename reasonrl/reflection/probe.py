@@ -48,7 +48,10 @@ def parse_checkpoints(spec: str) -> list[Path]:
     """Checkpoint directories from a run dir (its `checkpoints/` in step order, even when the run dir also holds
     the exported final model), a checkpoints dir (its `step_*`
     in step order), one checkpoint dir, or a comma-separated list of checkpoint dirs (kept in that order).
-    Each must be a Hugging Face model dir with a `meta.json` holding step, params and tokens_seen."""
+    Each must be a Hugging Face model dir (or a LoRA run's adapter dir: loaded merged into its base) with a
+    `meta.json` holding step, params and tokens_seen."""
+    from reasonrl.model.lora import is_model_dir
+
     parts = [s.strip() for s in spec.split(",") if s.strip()]
     if not parts:
         raise UserError("--checkpoints: empty")
@@ -57,7 +60,7 @@ def parse_checkpoints(spec: str) -> list[Path]:
     root = Path(parts[0])
     if not root.is_dir():
         raise UserError(f"--checkpoints: {root} is not a directory")
-    if (root / "config.json").is_file() and not (root / "checkpoints").is_dir():
+    if is_model_dir(root) and not (root / "checkpoints").is_dir():
         return [_check_checkpoint(root)]
     folder = root / "checkpoints" if (root / "checkpoints").is_dir() else root
     steps = sorted((d for d in folder.iterdir() if re.fullmatch(r"step_\d+", d.name) and d.is_dir()),
@@ -68,8 +71,11 @@ def parse_checkpoints(spec: str) -> list[Path]:
 
 
 def _check_checkpoint(path: Path) -> Path:
-    if not (path / "config.json").is_file():
-        raise UserError(f"--checkpoints: {path} is not a Hugging Face model directory (no config.json)")
+    from reasonrl.model.lora import is_model_dir
+
+    if not is_model_dir(path):
+        raise UserError(f"--checkpoints: {path} is not a Hugging Face model directory (no config.json) or a LoRA "
+                        "adapter directory (no adapter_config.json)")
     read_meta(path)
     return path
 

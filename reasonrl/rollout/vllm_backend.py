@@ -33,6 +33,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from reasonrl.errors import UserError
+from reasonrl.model.lora import merged_state_dict
 from reasonrl.rollout.engine import Decoded
 from reasonrl.rollout.layout import assemble
 
@@ -127,7 +128,7 @@ def policy_engine(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase):
     vllm = import_vllm()
     os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     path = tempfile.mkdtemp(prefix="reasonrl-vllm-")
-    model.save_pretrained(path)
+    model.save_pretrained(path, state_dict=merged_state_dict(model))  # a LoRA policy as its plain merged model
     tokenizer.save_pretrained(path)
     llm = vllm.LLM(model=path, dtype=str(model.dtype).removeprefix("torch."), logprobs_mode="processed_logprobs",
                    max_model_len=model.config.max_position_embeddings, **ENGINE_KWARGS)
@@ -138,8 +139,9 @@ def policy_engine(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase):
 def load_policy_weights(llm, model: torch.nn.Module) -> None:
     """Copy the policy's current weights into the engine with vLLM's in-place reload (it maps names, fuses q/k/v
     and gate/up, and redoes any repacking its kernels need), then drop cached prefixes, whose keys and values
-    the old weights computed."""
-    weights = [(k, v.detach()) for k, v in model.state_dict().items()]
+    the old weights computed. A LoRA policy hands over its merged weights (`lora.merged_state_dict`: W + (alpha / r)
+    B A under the plain names), which the engine's plain model takes as it takes a full fine-tune's."""
+    weights = [(k, v.detach()) for k, v in merged_state_dict(model).items()]
     llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
     llm.reset_prefix_cache()
 
@@ -150,7 +152,7 @@ def max_weight_gap(llm, model: torch.nn.Module) -> float:
 
     vLLM's CPU build repacks linear weights into oneDNN handles and empties their Parameters, so there only the
     embedding and norms are read; the linears are checked through the log-probs (`checked_logprobs`)."""
-    ours = model.state_dict()
+    ours = merged_state_dict(model)
 
     def gap(m: torch.nn.Module) -> float:
         worst = 0.0

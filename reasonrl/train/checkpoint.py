@@ -1,7 +1,8 @@
 """Atomic, resumable checkpoints.
 
 A checkpoint is `run_dir/checkpoints/step_NNNNNNN/`: a Hugging Face model directory (weights in
-safetensors, config, tokenizer) that `from_pretrained` loads as it is, plus `trainer_state.pt` (optimizer,
+safetensors, config, tokenizer) that `from_pretrained` loads as it is (with LoRA, `model.lora_r`: the adapter in
+peft's format, over the base model `model.path`), plus `trainer_state.pt` (optimizer,
 scheduler, step, data position, anything the trainer adds), `rank{r}.pt` per process (RNG, sharded state)
 and `meta.json` (step, parameters, tokens seen, compute = 6 x params x tokens). Everything is written into
 a temporary directory first and renamed into place, so a crash never leaves a half-written checkpoint that
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 
 from reasonrl import dist
+from reasonrl.model.lora import save_model
 
 STATE_FILE = "trainer_state.pt"
 OVERWRITTEN = ".overwritten"
@@ -89,7 +91,7 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         for sub, m in models.items():
-            dist.unwrap(m).save_pretrained(tmp / sub, state_dict=full[sub])
+            save_model(dist.unwrap(m), tmp / sub, full[sub])  # a LoRA model: its adapter alone
         tokenizer.save_pretrained(tmp)
         torch.save(trainer_state, tmp / STATE_FILE)
         (tmp / "meta.json").write_text(json.dumps({**meta, "step": step, "keep": keep}, indent=2) + "\n")
@@ -136,13 +138,14 @@ def log_spaced_steps(total_steps: int, num: int) -> set[int]:
 
 
 def export_final(run_dir: str | Path, model: torch.nn.Module, tokenizer) -> Path:
-    """The final model as a plain HF directory `run_dir/final` (what a later phase starts from). Collective."""
+    """The final model as a HF directory `run_dir/final` (what a later phase starts from; a LoRA run's adapter,
+    which `reasonrl export --merge` turns into a plain model). Collective."""
     state = dist.full_state_dict(model)
     out = Path(run_dir) / "final"
     if dist.is_main():
         tmp = out.parent / ".tmp-final"
         shutil.rmtree(tmp, ignore_errors=True)
-        dist.unwrap(model).save_pretrained(tmp, state_dict=state)
+        save_model(dist.unwrap(model), tmp, state)
         tokenizer.save_pretrained(tmp)
         shutil.rmtree(out, ignore_errors=True)
         os.replace(tmp, out)

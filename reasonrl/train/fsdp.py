@@ -28,6 +28,7 @@ import torch
 from reasonrl import dist
 from reasonrl.config import Config
 from reasonrl.model.logprobs import prompts_repeat
+from reasonrl.model.lora import has_lora
 from reasonrl.model.setup import load_or_build
 
 
@@ -65,8 +66,12 @@ def reference_model(policy: torch.nn.Module, cfg: Config, device: torch.device, 
     """The frozen initial policy the KL terms read (None when `rl.kl_coef = 0`): under FSDP2 sharded like the
     policy (no gradients, no optimizer state), whole otherwise. A copy of `policy` (call before it is wrapped),
     except when `resumed`: the policy then holds the checkpoint's weights, and the reference is loaded as the run
-    first loaded its policy (`load_or_build`), so a resumed run keeps the KL to where it started."""
+    first loaded its policy (`load_or_build`), so a resumed run keeps the KL to where it started. With LoRA the
+    reference is the policy with its adapters off (`rl.reference_logprobs`): its frozen base is the initial policy
+    whether resumed or not, and sharded when the policy is."""
     if cfg.rl.kl_coef <= 0:
         return None
+    if has_lora(policy):  # the policy itself, run with its adapters off (`lora.adapters_off`): no second copy
+        return policy
     ref = load_or_build(cfg)[0] if resumed else copy.deepcopy(policy)
     return dist.wrap_frozen(ref.eval().requires_grad_(False).to(device), cfg.dist.strategy)

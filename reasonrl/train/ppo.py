@@ -24,7 +24,7 @@ from reasonrl.algo.rewards import token_level_rewards
 from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
 from reasonrl.model.tiny import num_params
-from reasonrl.model.value import load_value_model, value_model_from_policy
+from reasonrl.model.value import build_critic
 from reasonrl.reward import build_reward
 from reasonrl.reward.check import dry_run
 from reasonrl.tasks.sources import load_split
@@ -70,12 +70,7 @@ def train(cfg: Config, *, reward=None, train_data=None, test_data=None) -> dict:
     `test_data` (Python records, `load_split(records=)`) replace the configured ones (the API, `reasonrl.rl`)."""
     rl.check_rl_setup(cfg, dist.launched_world_size())
     run_dir, device, resume_from, policy, tokenizer = start_run(cfg)
-    if resume_from:
-        critic = load_value_model(resume_from / "critic")
-    elif cfg.rl.critic_path:
-        critic = load_value_model(cfg.rl.critic_path)
-    else:
-        critic = value_model_from_policy(policy)
+    critic = build_critic(policy, cfg, resume_from)  # with LoRA: its own adapters over the policy's frozen base
     ref_model = fsdp.reference_model(policy, cfg, device, resumed=resume_from is not None)
     policy.to(device).train()
     critic.to(device).train()
@@ -86,7 +81,8 @@ def train(cfg: Config, *, reward=None, train_data=None, test_data=None) -> dict:
 
     policy, optimizer = policy_and_optimizer(policy, cfg)
     critic = dist.wrap_model(critic, cfg.dist.strategy)
-    critic_opt = torch.optim.AdamW(critic.parameters(), lr=cfg.rl.critic_lr, betas=tuple(cfg.optim.betas))
+    critic_opt = torch.optim.AdamW([p for p in critic.parameters() if p.requires_grad], lr=cfg.rl.critic_lr,
+                                   betas=tuple(cfg.optim.betas))  # with LoRA: the adapters and the value head
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
     total = cfg.rl.value_pretrain_steps + cfg.train.steps
     state = rl.progress_state(None)

@@ -31,7 +31,9 @@ from reasonrl.algo.losses import aggregate, policy_loss, positive_nll, value_los
 from reasonrl.algo.rewards import overlong_penalty
 from reasonrl.config import Config
 from reasonrl.errors import UserError
+from reasonrl.model.activation_ckpt import eval_with_checkpointing
 from reasonrl.model.logprobs import sequence_logprobs
+from reasonrl.model.lora import adapters_off
 from reasonrl.model.value import token_values
 from reasonrl.reward import Responses, Reward
 from reasonrl.reward.stats import merge_stat_sums, reward_stat_means, reward_stat_sums  # noqa: F401 (grpo)
@@ -315,7 +317,7 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
     rl, world = cfg.rl, dist.world_size()
     local_grads = dion_data_parallel(cfg)
     model = training_module(policy, cfg)  # the module the passes run (DDP's bare one when prompts are shared)
-    policy.eval()  # no dropout: on fresh data the ratio to the sampler's log-probs is 1
+    eval_with_checkpointing(policy)  # no dropout: on fresh data the ratio to the sampler's log-probs is 1
     acc: dict[str, list[float]] = {}
     skipped = 0
     for idx in minibatches(batch.size, cfg, seed):
@@ -366,7 +368,7 @@ def critic_update(critic, optimizer, batch: Batch, cfg: Config, *, seed: int) ->
     when the batch has one); returns mean value loss / explained variance."""
     world = dist.world_size()
     model = training_module(critic, cfg)
-    critic.eval()  # no dropout, as in the policy update
+    eval_with_checkpointing(critic)  # no dropout, as in the policy update
     acc: dict[str, list[float]] = {}
     for idx in minibatches(batch.size, cfg, seed):
         mb = minibatch_rows(batch, idx)
@@ -434,8 +436,9 @@ def length_bias_stats(batch: Batch) -> dict:
 
 
 def reference_logprobs(ref_model, batch: Batch, cfg: Config) -> torch.Tensor:
-    """Per-token log-probs of the rollout under the frozen reference model (for the KL penalty in the reward)."""
-    with torch.no_grad():
+    """Per-token log-probs of the rollout under the frozen reference model (for the KL penalty in the reward). With
+    LoRA the reference is the policy itself, run with its adapters off (`lora.reference_model`)."""
+    with torch.no_grad(), adapters_off(ref_model):
         return sequence_logprobs(ref_model, batch.input_ids, batch.attention_mask,
                                  prompt_len=shareable_prompt_len(batch, cfg),
                                  temperature=max(cfg.rollout.temperature, 1e-6))

@@ -12,7 +12,7 @@ from reasonrl import dist
 from reasonrl.config import Config
 from reasonrl.eval.evaluate import heldout_accuracy
 from reasonrl.eval.plots import plot_curves
-from reasonrl.model.setup import load_or_build
+from reasonrl.model.setup import load_or_build, prepare_for_training
 from reasonrl.model.tiny import load_model
 from reasonrl.tasks.sources import warn_if_heldout_is_train
 from reasonrl.train import checkpoint as ckpt_lib
@@ -22,15 +22,18 @@ from reasonrl.train.logging import MetricsLog, read_metrics
 
 def start_run(cfg: Config):
     """Join the process group, check the run directory (`rundir.check`: nothing is written yet), seed, and load
-    the model: from the newest checkpoint when resuming, else as configured. Returns (run_dir, device,
-    resume_from or None, model, tokenizer). The trainer then reads its data and calls `open_log`. The trackers of
-    `log.report_to` are checked here too (`trackers.check`), before the model is loaded."""
+    the model: from the newest checkpoint when resuming, else as configured, in its training form (LoRA, gradient
+    checkpointing: `setup.prepare_for_training`). Returns (run_dir, device, resume_from or None, model, tokenizer).
+    The trainer then reads its data and calls `open_log`. The trackers of `log.report_to` are checked here too
+    (`trackers.check`), before the model is loaded."""
     dist.init(cfg.dist.backend)
     run_dir = rundir.check(cfg)
     trackers.check(cfg)
     torch.manual_seed(cfg.train.seed)
     resume_from = ckpt_lib.latest_checkpoint(run_dir) if cfg.train.resume else None
-    model, tokenizer = load_model(resume_from) if resume_from else load_or_build(cfg)
+    lora = cfg.model.lora_r > 0  # a LoRA checkpoint holds the adapter alone: the base is `model.path`
+    model, tokenizer = load_model(resume_from) if resume_from and not lora else load_or_build(cfg)
+    model = prepare_for_training(model, cfg, adapter_dir=resume_from if lora else None)
     return run_dir, dist.device(), resume_from, model, tokenizer
 
 

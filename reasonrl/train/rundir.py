@@ -41,8 +41,9 @@ RUN_FILES = ("config.json", "metrics.jsonl", "checkpoints", "final", "plots", "r
 ALL_RUN_FILES = (*RUN_FILES, "judge", "eval.json")  # and rm-train's (pairwise/rm_train.RUN_FILES)
 LOCK = ".lock"
 # Keys a resumed run may change: they steer how long it runs, what it logs and how often it evaluates or saves,
-# not what a step computes. Every other difference from the saved config.json refuses the resume. (A longer
-# train.steps also stretches the lr schedule from the resumed step on; config.json and resumes.jsonl say so.)
+# or how much memory a step takes (gradient checkpointing: the same gradients), not what a step computes. Every
+# other difference from the saved config.json refuses the resume. (A longer train.steps also stretches the lr
+# schedule from the resumed step on; config.json and resumes.jsonl say so.)
 SAFE_TO_CHANGE = frozenset({
     "train.steps", "train.eval_every", "train.eval_examples", "train.save_every", "train.log_checkpoints",
     "train.resume", "train.overwrite", "log.run_dir", "log.progress", "log.plots", "log.report_to", "dist.backend",
@@ -50,6 +51,7 @@ SAFE_TO_CHANGE = frozenset({
     # how a reward function's failures and slowness are handled, not what a successful call computes: a run stopped
     # by a failing or hanging reward resumes with a worker pool, a timeout or a fallback score
     "reward.workers", "reward.timeout_s", "reward.on_error",
+    "model.gradient_checkpointing",  # recomputes activations: the same gradients (tests/model)
 })
 SAFE_SECTIONS = ("eval",)  # read by `reasonrl eval` only
 

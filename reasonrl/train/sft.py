@@ -29,7 +29,7 @@ from reasonrl.train.schedule import build_scheduler
 
 def response_nll_sum(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Sum of -log p(token) over response tokens (targets where `loss_mask` is True)."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
     targets = batch["input_ids"][:, 1:].masked_fill(~batch["loss_mask"][:, 1:], -100)  # (B, T-1)
     return F.cross_entropy(logits[:, :-1].float().flatten(0, 1), targets.flatten(), ignore_index=-100,
                            reduction="sum")

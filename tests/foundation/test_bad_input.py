@@ -81,6 +81,12 @@ CASES = [
     ("max_examples_negative", ["eval", "--model", "{model}", "--eval.max_examples=-2"],
      "eval.max_examples must be >= 0"),
     ("max_line_bytes_zero", ["sft", "--data.max_line_bytes=0"], "data.max_line_bytes must be >= 1"),
+    ("lora_r_negative", ["sft", "--model.lora_r=-1"], "model.lora_r must be >= 0"),
+    ("lora_alpha_zero", ["rl", "--model.lora_alpha=0"], "model.lora_alpha must be a finite number > 0"),
+    ("lora_dropout_one", ["sft", "--model.lora_dropout=1.0"], "model.lora_dropout must lie in [0, 1)"),
+    ("lora_without_base", ["rl", "--overwrite", "--model.lora_r=8"], "model.lora_r = 8 needs model.path"),
+    ("lora_target_unknown", ["sft", "--overwrite", "--model.path={model}", "--model.lora_r=4",
+                             "--model.lora_target=['qq_proj']"], "model.lora_target: 'qq_proj' names no linear layer"),
     # data files
     ("sft_empty_jsonl", ["sft", "--overwrite", "--data.source={f:empty.jsonl}"], "empty.jsonl: no records"),
     ("sft_blank_jsonl", ["sft", "--overwrite", "--data.source={f:blank.jsonl}"], "blank.jsonl: no records"),

@@ -59,6 +59,17 @@ def test_resume_extending_steps_is_recorded_truthfully(cli, run, base):
     assert lines == [1, 2, 3]
 
 
+def test_resume_may_turn_gradient_checkpointing_on(cli, run, base):
+    """Checkpointing changes the memory a step takes, not its gradients: a run that ran out of memory resumes with
+    it on (and config.json / resumes.jsonl record the change)."""
+    code, _, err = cli(*base, "--resume", "--train.steps=3", "--model.gradient_checkpointing=true")
+    assert code == 0, err
+    record = json.loads((run / "resumes.jsonl").read_text())
+    assert record["changed"]["model.gradient_checkpointing"] == {"from": False, "to": True}
+    assert json.loads((run / "config.json").read_text())["model"]["gradient_checkpointing"] is True
+    assert [m["step"] for m in _metrics(run) if "loss" in m] == [1, 2, 3]
+
+
 def test_resume_with_a_changed_config_names_every_differing_key(cli, run, base):
     code, _, err = cli(*base, "--resume", "--optim.lr=0.1", "--train.batch_size=2", "--log.progress=true")
     assert code == 2
