@@ -128,14 +128,17 @@ def main() -> dict:
     ap.add_argument("--quick", action="store_true", help=f"lengths {QUICK_LENGTHS}, 3 seeds (< 1 min)")
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--critic-steps", type=int, default=ChainConfig.critic_steps)
+    ap.add_argument("--critic-lr", type=float, default=ChainConfig.critic_lr)
+    ap.add_argument("--critic-optim", choices=("sgd", "adam"), default=ChainConfig.critic_optim)
     ap.add_argument("--out", default="")
     ap.add_argument("--work-dir", default=str(ROOT / "runs" / "vapo_mechanism"), help="where the plot goes")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    base = ChainConfig(critic_steps=args.critic_steps)
+    critic = {"critic_steps": args.critic_steps, "critic_lr": args.critic_lr, "critic_optim": args.critic_optim}
+    base = ChainConfig(**critic)
     if args.quick:
-        base, args.seeds = ChainConfig(lengths=QUICK_LENGTHS, critic_steps=args.critic_steps), 3
+        base, args.seeds = ChainConfig(lengths=QUICK_LENGTHS, **critic), 3
     rows = []
     for seed in range(args.seeds):
         rows += run_chain(ChainConfig(**{**asdict(base), "seed": seed}))

@@ -66,6 +66,8 @@ class ChainConfig:
     """Critic training steps: VAPO §5.1 warms the value network up for 50 steps before policy training."""
     critic_lr: float = 0.1
     """SGD step: the fraction of the way each position's weight moves to its mean target per step."""
+    critic_optim: str = "sgd"
+    """"sgd" (module docstring) or "adam" (torch.optim.Adam at critic_lr: every position gets its own step size)."""
     rm_start: float = 0.0
     """The RM-like init's value at t = 0 (an incomplete prefix scores low)."""
     rm_eos: float = 0.5
@@ -85,6 +87,7 @@ class ChainConfig:
     def __post_init__(self):
         assert self.lengths and min(self.lengths) >= 2, f"lengths must be >= 2 tokens, got {self.lengths}"
         assert 0 < self.q < 1 and 0 <= self.effect <= 1, "q in (0, 1) and effect in [0, 1] keep p in [0, 1]"
+        assert self.critic_optim in ("sgd", "adam"), f"critic_optim must be sgd or adam, got {self.critic_optim!r}"
         assert self.p0 - self.effect * self.q >= 0 and self.p0 + self.effect * (1 - self.q) <= 1, (
             f"p0={self.p0}, effect={self.effect}, q={self.q} let p leave [0, 1]")
 
@@ -139,7 +142,7 @@ def train_critics(length: int, cfg: ChainConfig, g: torch.Generator) -> dict[str
     lam = torch.tensor([1.0 if t == "mc" else cfg.lam_fixed for _, t in trained]).repeat_interleave(b)  # (K*B,)
     w = torch.stack([init_weights(i, length, cfg) for i, _ in trained]).requires_grad_()  # (K, l)
     u = torch.zeros(k, requires_grad=True)
-    opt = torch.optim.SGD([w, u], lr=cfg.critic_lr)
+    opt = (torch.optim.SGD if cfg.critic_optim == "sgd" else torch.optim.Adam)([w, u], lr=cfg.critic_lr)
     mask = torch.ones(k * b, length, dtype=torch.bool)
     for _ in range(cfg.critic_steps):
         _, z, r = sample_chain(b, length, cfg, g)
