@@ -23,9 +23,9 @@ def test_quick_run_writes_the_claims(tmp_path):
         assert {"paper", "claim", "ours", "paper_value", "ci_low", "ci_high", "verdict"} <= set(c)
         assert c["ci_low"] <= c["ci_high"] and c["num_pairs"] == 3
     # the three effects the chain is built to show come out in the expected direction
-    a, _, b, _, c_var = (c["verdict"] for c in claims[:5])
+    a, _, b, no_decay, c_var = (c["verdict"] for c in claims[:5])
     assert claims[0]["claim"].startswith("(a)") and claims[2]["claim"].startswith("(b)")
-    assert "variance than lambda 1 on long" in claims[4]["claim"]
-    assert a == b == c_var == "reproduced"
+    assert "does not" in claims[3]["claim"] and "variance than lambda 1 on long" in claims[4]["claim"]
+    assert a == b == no_decay == c_var == "reproduced"
     assert (tmp_path / "vapo_mechanism.png").is_file()
     assert {r["length"] for r in result["rows"]} == {16, 64, 512}
