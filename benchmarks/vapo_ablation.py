@@ -41,6 +41,7 @@ from output import finish
 from reasonrl.config import load_config
 from reasonrl.eval.evaluate import run_eval
 from reasonrl.eval.plots import plt
+from reasonrl.eval.verdicts import paired_comparison
 from reasonrl.model.tiny import load_model
 from reasonrl.rollout.sampler import SamplingParams
 from reasonrl.tasks.sources import load_split, verifier_for
@@ -188,23 +189,27 @@ def print_curve_rows(rows: list[dict], ratios: dict, target: float, args) -> Non
 
 def final_rows(per_problem: dict[str, list[list[float]]], sft: list[float]) -> list[dict]:
     """Per variant: the mean over seeds of the final per-problem accuracy, its spread over seeds, each seed's value,
-    and the change from the SFT start on the same problems and samples."""
+    and the change from the SFT start on the same problems and samples with its interval over problems (a check
+    of the study's power: the size of effect it can see)."""
     rows = []
     for name, seeds in per_problem.items():
         finals = [statistics.fmean(s) for s in seeds]
+        vs_sft = paired_comparison(sft, [statistics.fmean(col) for col in zip(*seeds, strict=True)])
         rows.append({"variant": name, "final_acc": statistics.fmean(finals),
                      "seed_std": statistics.stdev(finals) if len(finals) > 1 else 0.0, "seeds": finals,
-                     "vs_sft": statistics.fmean(finals) - statistics.fmean(sft), "paper_aime24": PAPER.get(name)})
+                     "vs_sft": vs_sft.diff, "vs_sft_ci": [vs_sft.ci_low, vs_sft.ci_high],
+                     "paper_aime24": PAPER.get(name)})
     return rows
 
 
 def print_finals(rows: list[dict], sft: list[float], claims: list[dict], args) -> None:
     print(f"\nfinal held-out accuracy: {args.heldout} problems x {args.heldout_samples} samples at T = 1 "
           f"(SFT start {statistics.fmean(sft):.3f})")
-    print(f"{'variant':<22} {'mean':>6} {'seed sd':>8} {'vs SFT':>7}  per seed")
+    print(f"{'variant':<22} {'mean':>6} {'seed sd':>8} {'vs SFT':>7} {'95% interval':>18}  per seed")
     for r in rows:
-        print(f"{r['variant']:<22} {r['final_acc']:>6.3f} {r['seed_std']:>8.3f} {r['vs_sft']:>+7.3f}  "
-              + " ".join(f"{x:.3f}" for x in r["seeds"]))
+        low, high = r["vs_sft_ci"]
+        print(f"{r['variant']:<22} {r['final_acc']:>6.3f} {r['seed_std']:>8.3f} {r['vs_sft']:>+7.3f} "
+              f"[{low:+.3f}, {high:+.3f}]  " + " ".join(f"{x:.3f}" for x in r["seeds"]))
     print(f"\n{'claim':<44} {'pairs':<30} {'diff':>7} {'95% interval':>18}  verdict")
     for c in claims:
         pairs = c["setting"].split("pairs: ")[1]
