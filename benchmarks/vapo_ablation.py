@@ -19,8 +19,10 @@ Verdicts with power: every final model (and the SFT start) is also evaluated per
 problems x `--heldout-samples` samples at temperature 1, with one sampling seed for every model (common random
 numbers); the JSON keeps each seed's per-problem accuracies and `claims` (`reasonrl.vapo.claims.ablation_claims`):
 VAPO vs PPO, VAPO vs DAPO, VAPO without value pretraining vs VAPO, paired over problems and over seeds. A run
-whose `heldout.json` matches the protocol is reused, so seeds can be added to an earlier study. `--eval-every 0`
-skips the training-time curve (and shrinks the trainer's own final evaluation to 16 greedy problems).
+whose `heldout.json` matches the protocol is reused, so seeds can be added to an earlier study; one trained the
+same way but evaluated otherwise has its final model re-evaluated (more `--heldout` problems cost no training).
+`--eval-every 0` skips the training-time curve (and shrinks the trainer's own final evaluation to 16 greedy
+problems).
 
     python benchmarks/vapo_ablation.py --only ppo,dapo,vapo,vapo-value_pretrain --steps 40 --seeds 4 \
         --eval-every 0 --heldout 200 --heldout-samples 8 --out ablation_power.json
@@ -74,8 +76,12 @@ def variants() -> dict[str, tuple[str, list[str]]]:
     return out
 
 
+TRAIN_KEYS = ("sft_model", "steps", "value_pretrain", "eval_every", "eval_examples")  # the rest: the final evaluation
+
+
 def protocol(args) -> dict:
-    """What a finished run's results depend on beyond its variant and seed (a saved run is reused only if equal)."""
+    """What a finished run's results depend on beyond its variant and seed: a saved run is reused if equal, and
+    its final model only re-evaluated if just the evaluation (`--heldout*`) differs."""
     return {"sft_model": str(args.sft_model), "steps": args.steps, "value_pretrain": args.value_pretrain,
             "eval_every": args.eval_every, "eval_examples": args.eval_examples, "heldout": args.heldout,
             "heldout_samples": args.heldout_samples, "heldout_seed": args.heldout_seed}
@@ -103,9 +109,6 @@ def run_one(name: str, recipe: str, overrides: list[str], *, seed: int, args, ou
     evals; empty with --eval-every 0) and its final model's per-problem accuracies."""
     run_dir = out_dir / name / f"seed{seed}"
     saved = run_dir / "heldout.json"
-    if saved.is_file() and (done := json.loads(saved.read_text()))["protocol"] == protocol(args):
-        print(f"  {name:<22} seed {seed}: final {statistics.fmean(done['per_problem']):.3f}  (reused)", flush=True)
-        return done
     evals = [f"--train.eval_every={args.eval_every}", f"--train.eval_examples={args.eval_examples}"]
     if not args.eval_every:  # the per-problem evaluation below replaces the trainer's final one
         evals = ["--train.eval_every=0", "--train.eval_examples=16", "--train.eval_temperature=0"]
@@ -114,6 +117,15 @@ def run_one(name: str, recipe: str, overrides: list[str], *, seed: int, args, ou
         f"--train.save_every={args.steps}", f"--log.run_dir={run_dir}", "--log.progress=false", "--log.plots=false",
         "--train.overwrite=true",
     ])
+    done = json.loads(saved.read_text()) if saved.is_file() else None
+    if done and all(done["protocol"][k] == protocol(args)[k] for k in TRAIN_KEYS):
+        if done["protocol"] != protocol(args):  # the same training, another final evaluation
+            per_problem = heldout_per_problem(run_dir / "final", cfg, args)
+            done = {**done, "protocol": protocol(args), "per_problem": per_problem}
+            saved.write_text(json.dumps(done) + "\n")
+        print(f"  {name:<22} seed {seed}: final {statistics.fmean(done['per_problem']):.3f}  (trained before)",
+              flush=True)
+        return done
     if cfg.rl.algo == "ppo" and cfg.rl.value_pretrain_steps:
         cfg.rl.value_pretrain_steps = min(cfg.rl.value_pretrain_steps, args.value_pretrain)
     t = time.perf_counter()
