@@ -23,7 +23,8 @@ GAE) or `lam_fixed` ("td": the coupled PPO critic, lambda 0.95); the loss is `al
 is plain SGD, so each position's weight moves a fraction `critic_lr` of the way to its mean target per step. With one
 weight per position, Adam would give every position its own step size and move the early positions at full speed
 towards targets that differ from their values by 1e-20 (the reward decayed by 0.95^2000); a critic whose parameters
-are shared across positions has no such per-position normalisation.
+are shared across positions has no such per-position normalisation. `critic_optim = "adam"` measures the difference
+(docs/benchmarks.md, "VAPO mechanism").
 
 Measured per length, critic and policy estimator ("fixed": lambda = lam_fixed; "one": lambda = 1; "adaptive":
 `algo.advantages.length_adaptive_lambda`, 1 - 1/(alpha l), VAPO Eq. 5):
