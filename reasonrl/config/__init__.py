@@ -1,5 +1,5 @@
-"""Configuration: one dataclass per section (`sections.py`), loaded from TOML and overridden by
-`--section.key=value` (`load.py`), range-checked (`checks.py`).
+"""Configuration: one dataclass per section (`sections.py`; the paper sections in `papers.py`), loaded from TOML and
+overridden by `--section.key=value` (`load.py`), range-checked (`checks.py`).
 
 Every field has a docstring. Unknown sections or keys, wrong types, a missing file and malformed TOML raise
 `UserError` naming the file and the line or key; the CLI turns that into one line on stderr and exit code 2. The

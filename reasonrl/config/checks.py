@@ -15,7 +15,7 @@ import math
 import typing
 from dataclasses import dataclass, fields
 
-from reasonrl.config import sections
+from reasonrl.config import papers, sections
 from reasonrl.config.sections import SYNTHETIC_LEVELS, Config
 from reasonrl.errors import UserError
 
@@ -111,10 +111,10 @@ RANGES: dict[str, Range | OneOf] = {
 
 @functools.cache
 def field_docs() -> dict[str, str]:
-    """`section.key -> the field's docstring` (the string literal under it in sections.py)."""
+    """`section.key -> the field's docstring` (the string literal under it in sections.py or papers.py)."""
     by_class = {cls.__name__: name for name, cls in typing.get_type_hints(Config).items()}
     docs = {}
-    for node in ast.parse(inspect.getsource(sections)).body:
+    for node in (n for module in (sections, papers) for n in ast.parse(inspect.getsource(module)).body):
         if not isinstance(node, ast.ClassDef) or node.name not in by_class:
             continue
         for item, after in zip(node.body, node.body[1:], strict=False):
