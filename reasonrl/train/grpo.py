@@ -53,12 +53,14 @@ def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: 
     score_time = 0.0
     reward_sums: dict = {}
     rounds = cfg.rl.max_sample_rounds if cfg.rl.dynamic_sampling else 1
+    decoding: dict = {}  # the rounds' decoding model: the parameters do not change between rounds (gathered once)
     for round_ in range(rounds):
         records = rl.step_prompts(train_records, state, num=cfg.rl.prompts_per_step, seed=cfg.train.seed)
         full = num_kept >= want
         if not full or fsdp.sharded(cfg):  # a sharded policy samples on every process together, full or not
             batch, info = rl.rollout_and_score(policy, tokenizer, records, cfg,
-                                               rl.step_seed(cfg.train.seed, step, round_, dist.rank()), reward)
+                                               rl.step_seed(cfg.train.seed, step, round_, dist.rank()), reward,
+                                               keep=decoding)
         if not full:
             truncated += info["num_truncated"]
             score_time += info["time_score"]
@@ -74,6 +76,7 @@ def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: 
                 num_kept += batch.size // group
         if rl.global_count(torch.tensor([float(num_kept < want)])) == 0:  # every process is full
             break
+    decoding.clear()  # a gathered copy is freed before the update
     kept_total = rl.global_count(torch.tensor([float(num_kept)]))  # every process asks: a collective
     if not kept:
         if kept_total == 0:

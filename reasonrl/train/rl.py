@@ -137,17 +137,30 @@ def sampling_params(cfg: Config, seed: int) -> SamplingParams:
                           share_prefix=None if r.share_prefix else False)
 
 
-def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed: int, reward: Reward
-                      ) -> tuple[Batch, dict]:
-    """Sample `rollout.num_samples` responses per record and score them with the configured reward plug-in
-    (`reasonrl.reward`), plus DAPO's overlong shaping when on."""
-    prompts = [record_prompt(tokenizer, r, cfg.data.prompt_template) for r in records]
+def decoder(policy, cfg: Config) -> tuple[torch.nn.Module, int]:
+    """`(module, lockstep)` the sampler decodes `policy` with: under FSDP2 as `dist.rollout_params` says, a gathered
+    copy (a collective; the caller drops it after the rollout) or lockstep decoding; else the bare module."""
     policy.eval()  # and it stays so: RL trains without dropout (see the module docstring)
     with torch.no_grad():
-        # under FSDP2 as `dist.rollout_params` says: a gathered copy, dropped right after, or lockstep decoding
-        model, lockstep = dist.decoding_model(policy, cfg.dist.rollout_params, cfg.dist.lockstep_sync_every)
+        return dist.decoding_model(policy, cfg.dist.rollout_params, cfg.dist.lockstep_sync_every)
+
+
+def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed: int, reward: Reward, *,
+                      keep: dict | None = None) -> tuple[Batch, dict]:
+    """Sample `rollout.num_samples` responses per record and score them with the configured reward plug-in
+    (`reasonrl.reward`), plus DAPO's overlong shaping when on. `keep`: a dict from a caller that samples several
+    rounds from the same parameters; the decoding model (`decoder`) made by the first call is kept in it and reused,
+    so GRPO's dynamic sampling gathers a sharded policy once per step, not once per round (the caller drops it)."""
+    prompts = [record_prompt(tokenizer, r, cfg.data.prompt_template) for r in records]
+    own, keep = keep is None, {} if keep is None else keep
+    if "decoding" not in keep:
+        keep["decoding"] = decoder(policy, cfg)
+    model, lockstep = keep["decoding"]
+    with torch.no_grad():
         ro: Rollout = sample(model, tokenizer, prompts, sampling_params(cfg, seed), lockstep=lockstep)
         del model
+        if own:
+            keep.clear()  # a gathered copy is freed before the log-probs are recomputed
         old_logp = recompute_logprobs(policy, ro, cfg) if cfg.rl.recompute_old_logp else ro.logprobs
     t_score = time.perf_counter()
     lengths = ro.response_mask.sum(dim=1)

@@ -67,7 +67,7 @@ def scripted_rollout(informative):
     answer (kept by dynamic sampling), the others none; tokens a function of the record alone."""
     calls = {"n": 0}
 
-    def fake(policy, tokenizer, records, cfg, seed, reward):
+    def fake(policy, tokenizer, records, cfg, seed, reward, **_):
         num_inform = informative(dist.rank(), calls["n"])
         calls["n"] += 1
         rows = len(records) * G

@@ -140,7 +140,8 @@ class _Crash(Exception):
 
 def test_dynamic_sampling_rounds_continue_the_stream_and_resume(tmp_path, monkeypatch):
     """Nothing is ever correct for a fresh model, so dynamic sampling uses all its rounds: every round draws new
-    prompts, checkpoints hold the cursor, and a resumed run draws what the uninterrupted one drew."""
+    prompts, checkpoints hold the cursor, and a resumed run draws what the uninterrupted one drew. The rounds of a
+    step share one decoding model (`rl.decoder`: under FSDP2 a gathered copy, made once per step, not per round)."""
     args = ["--model.path=", "--model.preset=micro", "--data.difficulty=1", "--data.num_train=100",
             "--train.eval_examples=2", "--train.eval_every=0", "--rollout.max_new_tokens=6", "--rollout.num_samples=2",
             "--rl.prompts_per_step=4", "--rl.minibatch_size=8", "--rl.dynamic_sampling=true",
@@ -156,11 +157,19 @@ def test_dynamic_sampling_rounds_continue_the_stream_and_resume(tmp_path, monkey
         drawn.append([r["prompt"] for r in records])
         return real(policy, tokenizer, records, *a, **k)
 
+    decoders, real_decoder = [], rl.decoder
+
+    def count(policy, cfg):
+        decoders.append(1)
+        return real_decoder(policy, cfg)
+
     monkeypatch.setattr(rl, "rollout_and_score", spy)
+    monkeypatch.setattr(rl, "decoder", count)
     crash_at = None
     grpo.train(load_config(ROOT / "configs" / "dapo_tiny.toml", args + [f"--log.run_dir={tmp_path / 'full'}"]))
     full = drawn[:]
     assert len(full) == 4 and len({p for d in full for p in d}) == 16  # 2 steps x 2 rounds x 4 new prompts
+    assert len(decoders) == 2  # one decoding model per step
     cursors = [torch.load(c / STATE_FILE, weights_only=False)["progress"]["prompt_cursor"]
                for c in list_checkpoints(tmp_path / "full")]
     assert cursors == [8, 16]
