@@ -26,7 +26,7 @@ from reasonrl.model.tiny import num_params
 from reasonrl.reward import Reward, build_reward
 from reasonrl.reward.check import dry_run
 from reasonrl.tasks.sources import load_split
-from reasonrl.train import fsdp, rl
+from reasonrl.train import fsdp, rl, step_metrics
 from reasonrl.train.run import finish_run, open_log, policy_and_optimizer, progress_bar, start_run
 from reasonrl.train.schedule import build_scheduler
 
@@ -133,15 +133,16 @@ def train(cfg: Config, *, reward=None, train_data=None, test_data=None) -> dict:
         scheduler.step()
         t2 = time.perf_counter()
         # log -> eval -> checkpoint
-        record = rl.step_record(state, batch, {**stats, **info}, lr=scheduler.get_last_lr()[0], t0=t0, t1=t1, t2=t2)
+        record = step_metrics.step_record(state, batch, {**stats, **info}, lr=scheduler.get_last_lr()[0],
+                                          t0=t0, t1=t1, t2=t2)
         if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0:
             record.update(heldout_accuracy(policy, tokenizer, cfg, test_records))
-        stop = rl.early_stop(state, record, cfg)
+        stop = step_metrics.early_stop(state, record, cfg)
         record.update({"early_stop": True} if stop else {})
         log.log(record)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(rl.postfix(record, acc="acc", kept="kept_fraction"))
+            bar.set_postfix(step_metrics.postfix(record, acc="acc", kept="kept_fraction"))
         last = state["step"] == cfg.train.steps
         if cfg.train.save_every and state["step"] % cfg.train.save_every == 0 or last or stop:
             rl.save_rl_checkpoint(run_dir, state["step"], models={"": policy}, tokenizer=tokenizer,

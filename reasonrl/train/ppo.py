@@ -28,7 +28,7 @@ from reasonrl.model.value import build_critic
 from reasonrl.reward import build_reward
 from reasonrl.reward.check import dry_run
 from reasonrl.tasks.sources import load_split
-from reasonrl.train import fsdp, rl
+from reasonrl.train import fsdp, rl, step_metrics
 from reasonrl.train.run import finish_run, open_log, policy_and_optimizer, progress_bar, start_run
 from reasonrl.train.schedule import build_scheduler
 
@@ -116,16 +116,17 @@ def train(cfg: Config, *, reward=None, train_data=None, test_data=None) -> dict:
             scheduler.step()
         t2 = time.perf_counter()
         # log -> eval -> checkpoint
-        record = rl.step_record(state, batch, {"phase": "value_pretrain" if pretraining else "ppo", **stats, **info},
-                                lr=scheduler.get_last_lr()[0], t0=t0, t1=t1, t2=t2)
+        phase = "value_pretrain" if pretraining else "ppo"
+        record = step_metrics.step_record(state, batch, {"phase": phase, **stats, **info},
+                                          lr=scheduler.get_last_lr()[0], t0=t0, t1=t1, t2=t2)
         if cfg.train.eval_every and state["step"] % cfg.train.eval_every == 0:
             record.update(heldout_accuracy(policy, tokenizer, cfg, test_records))
-        stop = not pretraining and rl.early_stop(state, record, cfg)
+        stop = not pretraining and step_metrics.early_stop(state, record, cfg)
         record.update({"early_stop": True} if stop else {})
         log.log(record)
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(rl.postfix(record, acc="acc", vloss="value_loss"))
+            bar.set_postfix(step_metrics.postfix(record, acc="acc", vloss="value_loss"))
         if cfg.train.save_every and state["step"] % cfg.train.save_every == 0 or state["step"] == total or stop:
             rl.save_rl_checkpoint(run_dir, state["step"], models={"": policy, "critic": critic}, tokenizer=tokenizer,
                                   optimizers={"policy": optimizer, "critic": critic_opt}, scheduler=scheduler,

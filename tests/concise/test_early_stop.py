@@ -7,7 +7,7 @@ import pytest
 
 from reasonrl.cli import run
 from reasonrl.train import grpo
-from reasonrl.train.rl import length_plateaued
+from reasonrl.train.step_metrics import length_plateaued
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,7 +8,7 @@ import torch
 from reasonrl.algo.length_bias import finish_length_bias, length_bias_sums, quartile_edges, seq_mean_advantage
 from reasonrl.config import load_config
 from reasonrl.errors import UserError
-from reasonrl.train import rl
+from reasonrl.train import rl, step_metrics
 from reasonrl.train.ppo import compute_advantages
 
 # four responses of lengths 2, 4, 3, 1; 9.0 marks untrained positions, which must not count
@@ -46,7 +46,7 @@ def test_ties_fall_in_the_lower_quartile_and_empty_ones_are_nan():
 
 
 def test_two_ranks_summed_equal_the_whole_batch():
-    # what `rl.length_bias_stats` does under torchrun: global edges, per-rank sums added before dividing
+    # what `step_metrics.length_bias_stats` does under torchrun: global edges, per-rank sums added before dividing
     edges = quartile_edges(LENGTHS)
     parts = [length_bias_sums(LENGTHS[i], CORRECT[i], SCORES[i], ADV[i], MASK[i], edges=edges)
              for i in (slice(0, 1), slice(1, 4))]
@@ -56,7 +56,7 @@ def test_two_ranks_summed_equal_the_whole_batch():
     assert summed == pytest.approx(whole)
     batch = rl.Batch(input_ids=torch.zeros(4, 4, dtype=torch.long), attention_mask=torch.ones(4, 4), mask=MASK,
                      old_logp=torch.zeros(4, 4), scores=SCORES, correct=CORRECT, lengths=LENGTHS, advantages=ADV)
-    assert rl.length_bias_stats(batch) == pytest.approx(whole)  # the trainers' call, one process
+    assert step_metrics.length_bias_stats(batch) == pytest.approx(whole)  # the trainers' call, one process
 
 
 def _one_row_batch() -> rl.Batch:

@@ -1,4 +1,4 @@
-"""Two gloo ranks vs one process: `rl.length_bias_stats` gives global statistics (quartile edges from every
+"""Two gloo ranks vs one process: `step_metrics.length_bias_stats` gives global statistics (quartile edges from every
 length, sums added before dividing), not the average of per-rank ratios. Ranks are forked; a hang fails."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import torch
 import torch.multiprocessing as mp
 
 from reasonrl import dist
-from reasonrl.train import rl
+from reasonrl.train import rl, step_metrics
 
 # six responses, uneven split (rank 0: rows 0-1, rank 1: rows 2-5) so per-rank means would differ from global ones
 MASK = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0]],
@@ -36,7 +36,7 @@ def _rank(rank: int, world: int, port: int, out_dir: str) -> None:
     torch.set_num_threads(1)
     dist.init("gloo")
     try:
-        stats = rl.length_bias_stats(_batch().rows(torch.tensor(SPLIT[rank])))
+        stats = step_metrics.length_bias_stats(_batch().rows(torch.tensor(SPLIT[rank])))
     finally:
         dist.destroy()
     torch.save(stats, os.path.join(out_dir, f"rank{rank}.pt"))
@@ -52,10 +52,10 @@ def test_two_ranks_give_the_one_process_statistics(tmp_path, free_port):
                 p.kill()
             pytest.fail(f"the 2-process length-bias statistics did not finish in {TIMEOUT_S} s")
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
-    whole = rl.length_bias_stats(_batch())
+    whole = step_metrics.length_bias_stats(_batch())
     # both ranks log the same global numbers, equal to one process holding every row
     assert ranks[0] == pytest.approx(whole, nan_ok=True) and ranks[1] == pytest.approx(whole, nan_ok=True)
     # hand check of two of them: correct lengths 2, 1, 4 -> 7/3; rewards < 0: 3 of 6
     assert whole["len_correct"] == pytest.approx(7 / 3) and whole["frac_negative"] == pytest.approx(0.5)
     # rank 1 alone (local edges and local sums) would log something else
-    assert rl.length_bias_stats(_batch().rows(torch.tensor(SPLIT[1]))) != pytest.approx(whole, nan_ok=True)
+    assert step_metrics.length_bias_stats(_batch().rows(torch.tensor(SPLIT[1]))) != pytest.approx(whole, nan_ok=True)

@@ -20,7 +20,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from reasonrl import dist
 from reasonrl.algo.advantages import group_advantages
 from reasonrl.config import load_config
-from reasonrl.train import grpo, ppo, rl
+from reasonrl.reward.stats import reward_stat_means, reward_stat_sums
+from reasonrl.train import grpo, ppo, rl, step_metrics
 
 WORLD = 2
 N, L = 8, 6  # the whitening batch
@@ -83,7 +84,7 @@ def scripted_rollout(informative):
                          lengths=mask.sum(1), prompt_len=2)
         # reward stats: mean 1 on rank 0's responses, 2 on rank 1's; "only0" is a mean only rank 0 has
         stats = {"r": float(dist.rank() + 1), "only0": 1.0 if dist.rank() == 0 else None}
-        return batch, {"num_truncated": 0, "time_score": 0.0, "reward_stats": rl.reward_stat_sums(stats, rows)}
+        return batch, {"num_truncated": 0, "time_score": 0.0, "reward_stats": reward_stat_sums(stats, rows)}
 
     return fake
 
@@ -120,8 +121,8 @@ def _collect_and_update(informative, seed: int, *overrides: str) -> dict:
     stats = rl.policy_update(model, opt, batch, cfg, seed=seed)
     return {"batch": batch, "cursor": state["prompt_cursor"], "rounds": info["sample_rounds"],
             "w": {k: v.clone() for k, v in dist.unwrap(model).state_dict().items()}, "loss": stats["policy_loss"],
-            "reward_means": rl.reward_stat_means(info["reward_stats"]), "shared_passes": SHARED_PASSES["n"] - before,
-            "stats": {**rl.rollout_stats(batch), **rl.length_bias_stats(batch)}}
+            "reward_means": reward_stat_means(info["reward_stats"]), "shared_passes": SHARED_PASSES["n"] - before,
+            "stats": {**step_metrics.rollout_stats(batch), **step_metrics.length_bias_stats(batch)}}
 
 
 def critic_inputs(rank: int | None = None) -> rl.Batch:

@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 sys.path.insert(0, str(Path(__file__).parent))
 import _rl_dist_worker as w  # noqa: E402
 
-from reasonrl.train import ppo, rl  # noqa: E402
+from reasonrl.train import ppo, rl, step_metrics  # noqa: E402
 
 TIMEOUT_S = 300
 
@@ -106,7 +106,7 @@ def test_rank_with_no_group_trains_on_nothing_and_matches_one_process(ranks):
     assert b["batch"].size == w.G and not b["batch"].mask.any()  # a masked group: it trains on nothing
     ref = _one_process_update([a["batch"]], seed=6)  # so the update is rank 0's groups alone
     # and the step's statistics are those of rank 0's responses: rank 1's stand-in group is not a response
-    whole = {**rl.rollout_stats(a["batch"]), **rl.length_bias_stats(a["batch"])}
+    whole = {**step_metrics.rollout_stats(a["batch"]), **step_metrics.length_bias_stats(a["batch"])}
     assert whole["num_responses"] == 2 * w.G
     assert a["stats"] == pytest.approx(whole, nan_ok=True) and b["stats"] == pytest.approx(whole, nan_ok=True)
     for k in ref["w"]:
