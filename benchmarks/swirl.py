@@ -116,16 +116,22 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=1, help="train.seed 0..N-1 of every SFT and RL run (the base policy "
                    "and the synthetic data are shared); claims pair per question and seed")
     p.add_argument("--test", type=int, default=0, help="held-out questions per task (default: the size's)")
+    p.add_argument("--people", type=int, default=0, help="people in the QA knowledge base (default: the size's); "
+                   "one in five is a test subject with 4 questions, so 120 people give 80 QA test questions and "
+                   "300 give about 240. A non-default size gets its own work dir (a different world)")
     args = p.parse_args()
     s = {**SIZES["quick" if args.quick else "full"], "rl_lr": args.rl_lr}
     s["test"] = args.test or s["test"]
     seeds = list(range(args.seeds))
     s["rl_steps"] = args.rl_steps or s["rl_steps"]
     s["base_steps"] = args.base_steps or s["base_steps"]
+    size = "quick" if args.quick else "full"
+    s["people"] = args.people or s["people"]
+    world_tag = "" if s["people"] == SIZES[size]["people"] else f"_p{s['people']}"
     rl_tag = "" if (args.rl_steps, args.rl_lr) == (0, 2e-4) else f"_{s['rl_steps']}x{args.rl_lr:g}"
     torch.set_num_threads(1)  # on a shared, oversubscribed machine more threads only spin
     t0 = time.time()
-    work = Path(args.work) / ("quick" if args.quick else "full")
+    work = Path(args.work) / f"{size}{world_tag}"
     work.mkdir(parents=True, exist_ok=True)
     base_cfg = load_config(None, overrides(s, work, "qa", []))
     index, people = build_world(base_cfg.swirl)
