@@ -17,8 +17,8 @@
 `--out F.json`: `bandit` (list of {lam, p, loss, critic, length_start, length_end}), and with the LM part
 `phase1`, `phase2` {length_before, length_after, acc_before, acc_after, acc_stderr}, `phase2_grpo`, `ratio` =
 phase-2 PPO length_after / length_before; `claims` (reasonrl.eval.verdicts): the bandit's length drift at lambda
-0.95 paired by seed, and phase 2 against its start paired per held-out problem (length; accuracy kept within
-`--acc-margin`).
+0.95 paired by seed, and phase 2 against its start paired per held-out problem (length; accuracy kept or raised,
+no drop beyond `--acc-margin`).
 """
 
 from __future__ import annotations
@@ -207,7 +207,8 @@ def bandit_claims(rows: list[dict], lam: float = 0.95) -> list[dict]:
 
 def phase2_claims(before: Path, after: Path, *, margin: float) -> list[dict]:
     """Phase 2 against its start on the same held-out problems (pairs = problems): mean length per problem, and
-    accuracy per problem (an equality claim within `margin`)."""
+    accuracy per problem (non-inferiority within `margin`: the paper's "maintaining or even improving accuracy"; an
+    equality claim would call a rise a failure)."""
     a, b = per_problem(before), per_problem(after)
     ids = sorted(set(a) & set(b))
     length = paired_comparison([a[i][1] for i in ids], [b[i][1] for i in ids], expect="less")
@@ -217,8 +218,8 @@ def phase2_claims(before: Path, after: Path, *, margin: float) -> list[dict]:
                      "interval: per-problem token difference)", length, ours=length.mean_b / length.mean_a - 1,
               paper_value="-54% (R1-1.5B, average of 4 benchmarks, 6848 -> 3119 tokens) [C]; -40% (R1-7B) [C]",
               setting=setting),
-        claim(PAPER, f"phase-2 PPO keeps held-out accuracy (within {margin:g})",
-              paired_comparison([a[i][0] for i in ids], [b[i][0] for i in ids], expect="equal", margin=margin),
+        claim(PAPER, f"phase-2 PPO keeps or raises held-out accuracy (no drop beyond {margin:g})",
+              paired_comparison([a[i][0] for i in ids], [b[i][0] for i in ids], expect="at_least", margin=margin),
               paper_value="+1.4 points (R1-1.5B average 57.0 -> 58.4) [C]; +0.5 (R1-7B, 71.6 -> 72.1) [C]",
               setting=setting),
     ]
@@ -281,7 +282,7 @@ def main() -> None:
     ap.add_argument("--eval-examples", type=int, default=100)
     ap.add_argument("--phase2-seed", type=int, default=0, help="train.seed of phase 2 (reuses the earlier stages)")
     ap.add_argument("--acc-margin", type=float, default=0.05,
-                    help="the largest per-problem accuracy change that still counts as 'accuracy kept' (claims)")
+                    help="the largest per-problem accuracy drop that still counts as 'accuracy kept' (claims)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     t = time.perf_counter()
