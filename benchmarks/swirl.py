@@ -12,7 +12,7 @@ Transfer: the QA-trained models are also evaluated on math.
 
     python benchmarks/swirl.py --quick                  # a check that everything runs (not a result)
     python benchmarks/swirl.py --out runs/swirl.json     # the recorded run (docs/swirl.md)
-    python benchmarks/swirl.py --seeds 3 --test 96 --out runs/swirl_3seeds.json   # the filter comparison, 3 seeds
+    python benchmarks/swirl.py --seeds 3 --test 200 --people 300 --base-steps 1000 --out runs/swirl_3seeds.json
 
 `--seeds N` trains every SFT and RL model with train.seed 0..N-1 from the same base policy and data; `--test` sets
 the held-out questions per task. The process judge is the local one (reads only the state, issue 23), so the
