@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from output import finish
 
 from reasonrl import cli
 from reasonrl.eval.report import print_rows
-from reasonrl.eval.verdicts import claim, paired_comparison
+from reasonrl.eval.verdicts import bootstrap_correlation, claim, paired_comparison
 from reasonrl.reflection.probe import parse_checkpoints, run_probe
 
 CORPORA = {"slip": 0.03, "control": 0.0}
@@ -67,9 +68,32 @@ def probe_records(run_dir: Path) -> dict[int, dict[tuple, dict]]:
     return out
 
 
+def log_compute(run_dirs: list[Path]) -> dict[int, float]:
+    """{checkpoint step: log10 training compute}, the mean over the runs (seeds see slightly different tokens)."""
+    by_step: dict[int, list[float]] = {}
+    for d in run_dirs:
+        for line in (d / "reflection" / "table.jsonl").read_text().splitlines():
+            row = json.loads(line)
+            if row["trigger"] == TRIGGER:
+                by_step.setdefault(row["step"], []).append(math.log10(row["compute"]))
+    return {step: sum(v) / len(v) for step, v in by_step.items()}
+
+
+def trend(recs: dict[int, dict[int, dict[tuple, dict]]], x: dict[int, float], key: str):
+    """Pearson r of log compute with the `key` rate over the checkpoints, and its bootstrap interval over
+    training seeds and (probe seed, item) units (reasonrl.eval.verdicts.bootstrap_correlation); None if flat."""
+    seeds = sorted(recs)
+    steps = sorted(recs[seeds[0]])
+    assert all(sorted(recs[s]) == steps for s in seeds), "every training seed needs the same checkpoint steps"
+    units = sorted(set.intersection(*(set(recs[s][step]) for s in seeds for step in steps)), key=str)
+    values = [[[float(recs[s][step][u][key]) for step in steps] for u in units] for s in seeds]
+    return bootstrap_correlation([x[step] for step in steps], values, expect="greater")
+
+
 def claims(runs: dict[str, dict[int, Path]], corr: dict) -> list[dict]:
-    """First vs last checkpoint of the slip corpus, and slip vs control at the last checkpoint, paired per
-    (training seed, probe seed, item) with the `Wait,` trigger."""
+    """The paper's trend (Pearson r of the metric with log compute over the slip corpus's checkpoints, with its
+    interval over training seeds and items), first vs last checkpoint of the slip corpus, and slip vs control at
+    the last checkpoint, paired per (training seed, probe seed, item), all with the `Wait,` trigger."""
     def pairs(key: str, side_a, side_b) -> tuple[list[float], list[float]]:
         a, b = [], []
         for seed in sorted(runs["slip"]):
@@ -92,10 +116,22 @@ def claims(runs: dict[str, dict[int, Path]], corr: dict) -> list[dict]:
     setting = (f"tiny model SFT'd from scratch, slip corpus, {n} training seed(s), first vs last checkpoint, "
                f"trigger '{TRIGGER}'; Pearson r with log compute here (seed 0): accuracy {r_acc}, "
                f"explicit rate {r_refl}; pairs = (training seed, probe seed, item)")
-    out = [claim(PAPER, "accuracy on adversarial chains of thought rises with pre-training compute",
+    x = log_compute(list(runs["slip"].values()))
+    r_setting = (f"tiny model SFT'd from scratch, slip corpus, {n} training seed(s), {len(x)} log-spaced "
+                 f"checkpoints, trigger '{TRIGGER}'; r of the seed-averaged curve with log10 compute; interval: "
+                 "bootstrap over training seeds and (probe seed, item)")
+    out = []
+    for key, text in (("correct", "accuracy on adversarial chains of thought correlates with log pre-training "
+                                  "compute (Pearson r)"),
+                      ("reflective", "explicit reflection rate correlates with log pre-training compute (Pearson r)")):
+        cmp = trend(recs["slip"], x, key)
+        if cmp is not None:  # a metric that never moves has no r
+            out.append(claim(PAPER, text, cmp, paper_value="r = 0.84 (GSM8K-Platinum, Table 6) [C]",
+                             setting=r_setting))
+    out += [claim(PAPER, "accuracy on adversarial chains of thought rises from the first to the last checkpoint",
                  paired_comparison(*pairs("correct", first("slip"), last("slip")), expect="greater"),
                  paper_value="Pearson r = 0.84 with log compute (GSM8K-Platinum, Table 6) [C]", setting=setting),
-           claim(PAPER, "explicit reflection rate rises with pre-training compute",
+           claim(PAPER, "explicit reflection rate rises from the first to the last checkpoint",
                  paired_comparison(*pairs("reflective", first("slip"), last("slip")), expect="greater"),
                  paper_value="Pearson r = 0.84 with log compute (GSM8K-Platinum, Table 6) [C]", setting=setting)]
     if "control" in runs and set(runs["control"]) == set(runs["slip"]):

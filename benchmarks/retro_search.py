@@ -19,7 +19,8 @@ interrupted run continues where it stopped.
 Every stage runs through the `reasonrl` CLI. Prints the tables and writes `revision`, `revision_w2s`, `sft`
 (full run), `ratio` = revised-student length / original-student length and `claims` as JSON: the revision's token
 change per trace (self, weak-to-strong; also under --quick), and the students paired per (seed, held-out problem)
-on length and correctness (reasonrl.eval.verdicts). `--student-seeds 0,1,2` and `--num-test N` size the student
+on length and correctness (reasonrl.eval.verdicts), and with 2+ seeds the same paired per seed (per-seed means: the
+interval then holds the spread between training runs). `--student-seeds 0,1,2` and `--num-test N` size the student
 comparison.
 """
 
@@ -113,9 +114,16 @@ def revision_claim(out: Path, *, text: str, paper_value: str, setting: str) -> d
                  setting=f"{setting}; {len(rows)} traces; interval on the per-trace token difference")
 
 
-def student_claims(samples: dict[str, list[dict]], num_seeds: int) -> list[dict]:
+PAPER_LENGTH = "-31.2% average reasoning length (self, R1-distill-7B, 7 benchmarks) [C, abstract]"
+PAPER_ACC = "+7.7% performance (self) [C, abstract; relative or absolute not stated]"
+PAPER_KEPT = "shorter at equal or better accuracy (abstract) [C]"
+
+
+def student_claims(samples: dict[str, list[dict]], num_seeds: int, *, margin: float = 0.05) -> list[dict]:
     """Students on original vs self-revised traces, paired per (seed, held-out problem): response length and
-    correctness (greedy, one answer per problem)."""
+    correctness (greedy, one answer per problem): accuracy raised (the paper's +7.7%) and accuracy kept (no drop
+    beyond `margin`: "shorter at equal or better accuracy"); with 2+ seeds the same three paired by seed (per-seed
+    means), whose interval includes the spread between training runs that the (seed, problem) pairs leave out."""
     def keyed(rows):
         return {(r["seed"], str(r["problem_id"])): r for r in rows}
 
@@ -124,15 +132,37 @@ def student_claims(samples: dict[str, list[dict]], num_seeds: int) -> list[dict]
     setting = (f"fresh tiny students, {len(keys) // max(1, num_seeds)} held-out problems x {num_seeds} seed(s), "
                "greedy; pairs = (seed, problem)")
     length = paired_comparison([a[k]["length"] for k in keys], [b[k]["length"] for k in keys], expect="less")
-    return [
+    acc_a, acc_b = [float(a[k]["correct"]) for k in keys], [float(b[k]["correct"]) for k in keys]
+    out = [
         claim(PAPER, "SFT on self-revised traces gives shorter answers (ours: relative change; interval: per-answer "
                      "token difference)", length, ours=length.mean_b / length.mean_a - 1,
-              paper_value="-31.2% average reasoning length (self, R1-distill-7B, 7 benchmarks) [C, abstract]",
+              paper_value=PAPER_LENGTH, setting=setting),
+        claim(PAPER, "SFT on self-revised traces raises accuracy", paired_comparison(acc_a, acc_b, expect="greater"),
+              paper_value=PAPER_ACC, setting=setting),
+        claim(PAPER, f"SFT on self-revised traces keeps accuracy (no drop beyond {margin:g})",
+              paired_comparison(acc_a, acc_b, expect="at_least", margin=margin), paper_value=PAPER_KEPT,
               setting=setting),
-        claim(PAPER, "SFT on self-revised traces keeps or raises accuracy",
-              paired_comparison([float(a[k]["correct"]) for k in keys], [float(b[k]["correct"]) for k in keys],
-                                expect="greater"),
-              paper_value="+7.7% performance (self) [C, abstract; relative or absolute not stated]", setting=setting),
+    ]
+    if num_seeds < 2:
+        return out
+    # The (seed, problem) pairs treat a student's training seed as fixed; the seed-level pairs carry the
+    # training-to-training spread (each seed: its two students' means over the same held-out problems).
+    seeds = sorted({k[0] for k in keys})
+
+    def seed_means(rows: dict, field: str) -> list[float]:
+        return [sum(float(rows[k][field]) for k in keys if k[0] == s) / sum(k[0] == s for k in keys) for s in seeds]
+
+    by_seed = f"fresh tiny students, {len(seeds)} seeds, each its mean over the same held-out problems; pairs = seeds"
+    length_s = paired_comparison(seed_means(a, "length"), seed_means(b, "length"), expect="less")
+    acc_sa, acc_sb = seed_means(a, "correct"), seed_means(b, "correct")
+    return out + [
+        claim(PAPER, "SFT on self-revised traces gives shorter answers, paired by seed", length_s,
+              ours=length_s.mean_b / length_s.mean_a - 1, paper_value=PAPER_LENGTH, setting=by_seed),
+        claim(PAPER, "SFT on self-revised traces raises accuracy, paired by seed",
+              paired_comparison(acc_sa, acc_sb, expect="greater"), paper_value=PAPER_ACC, setting=by_seed),
+        claim(PAPER, f"SFT on self-revised traces keeps accuracy (no drop beyond {margin:g}), paired by seed",
+              paired_comparison(acc_sa, acc_sb, expect="at_least", margin=margin), paper_value=PAPER_KEPT,
+              setting=by_seed),
     ]
 
 
@@ -145,6 +175,8 @@ def main() -> None:
     ap.add_argument("--student-seeds", default="", help="comma-separated student seeds (default: the size's, 0,1,2)")
     ap.add_argument("--num-test", type=int, default=0, help="held-out problems per student evaluation (default: the "
                     "size's, 200; other sizes get their own eval directories)")
+    ap.add_argument("--acc-margin", type=float, default=0.05, help="the largest accuracy drop of the revised-trace "
+                    "students that still counts as 'accuracy kept' (claims)")
     args = ap.parse_args()
     torch.set_num_threads(1)  # the benchmark machine is shared; one thread per process is the fair share
     s = dict(QUICK if args.quick else FULL)
@@ -199,7 +231,7 @@ def main() -> None:
         print_rows("held-out (greedy)", [{"model": k, **v} for k, v in students.items()])
         result["sft"], result["sft_per_seed"] = students, per_seed
         result["ratio"] = students["revised"]["length"] / students["original"]["length"]
-        claims += student_claims(samples, len(s["student_seeds"]))
+        claims += student_claims(samples, len(s["student_seeds"]), margin=args.acc_margin)
     result["claims"] = claims
     print("\nclaims:")
     for c in claims:

@@ -12,7 +12,7 @@ Transfer: the QA-trained models are also evaluated on math.
 
     python benchmarks/swirl.py --quick                  # a check that everything runs (not a result)
     python benchmarks/swirl.py --out runs/swirl.json     # the recorded run (docs/swirl.md)
-    python benchmarks/swirl.py --seeds 3 --test 96 --out runs/swirl_3seeds.json   # the filter comparison, 3 seeds
+    python benchmarks/swirl.py --seeds 3 --test 200 --people 300 --base-steps 1000 --out runs/swirl_3seeds.json
 
 `--seeds N` trains every SFT and RL model with train.seed 0..N-1 from the same base policy and data; `--test` sets
 the held-out questions per task. The process judge is the local one (reads only the state, issue 23), so the
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -116,16 +117,32 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=1, help="train.seed 0..N-1 of every SFT and RL run (the base policy "
                    "and the synthetic data are shared); claims pair per question and seed")
     p.add_argument("--test", type=int, default=0, help="held-out questions per task (default: the size's)")
+    p.add_argument("--people", type=int, default=0, help="people in the QA knowledge base (default: the size's); "
+                   "one in five is a test subject with 4 questions, so 120 people give 80 QA test questions and "
+                   "300 give about 240. A non-default size gets its own work dir (a different world)")
+    p.add_argument("--claims-from", default="", help="recompute `claims` from a saved --out JSON's per-question "
+                   "results (no training or evaluation) and write the JSON with them to --out")
     args = p.parse_args()
+    if args.claims_from:
+        saved = json.loads(Path(args.claims_from).read_text())
+        saved["claims"] = claims(saved["per_question"], saved["seeds"])
+        for c in saved["claims"]:
+            print(f"  {c['verdict']:<15} {c['claim']}: {c['ours']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]")
+        if args.out:
+            finish(saved, args.out)
+        return
     s = {**SIZES["quick" if args.quick else "full"], "rl_lr": args.rl_lr}
     s["test"] = args.test or s["test"]
     seeds = list(range(args.seeds))
     s["rl_steps"] = args.rl_steps or s["rl_steps"]
     s["base_steps"] = args.base_steps or s["base_steps"]
+    size = "quick" if args.quick else "full"
+    s["people"] = args.people or s["people"]
+    world_tag = "" if s["people"] == SIZES[size]["people"] else f"_p{s['people']}"
     rl_tag = "" if (args.rl_steps, args.rl_lr) == (0, 2e-4) else f"_{s['rl_steps']}x{args.rl_lr:g}"
     torch.set_num_threads(1)  # on a shared, oversubscribed machine more threads only spin
     t0 = time.time()
-    work = Path(args.work) / ("quick" if args.quick else "full")
+    work = Path(args.work) / f"{size}{world_tag}"
     work.mkdir(parents=True, exist_ok=True)
     base_cfg = load_config(None, overrides(s, work, "qa", []))
     index, people = build_world(base_cfg.swirl)
@@ -213,7 +230,9 @@ FIGURES = "[C] figures (bar values not in the text)"
 
 def claims(per_question: dict, seeds: list[int]) -> list[dict]:
     """The paper's comparisons, paired per held-out question and seed (the same questions for every model; the
-    base's answers repeat for every seed). A comparison whose filter kept no data is left out."""
+    base's answers repeat for every seed), and with 2+ seeds each also paired by seed (per-seed means over the
+    questions: the interval then holds the spread between training runs). A comparison whose filter kept no data
+    is left out."""
     out = []
 
     def values(task: str, key: str, field: str = "correct") -> list[float] | None:
@@ -224,6 +243,10 @@ def claims(per_question: dict, seeds: list[int]) -> list[dict]:
             return None
         return [v for seed in seeds for v in runs[f"{key}_s{seed}"][field]]
 
+    def seed_means(v: list[float]) -> list[float]:
+        n = len(v) // len(seeds)
+        return [sum(v[i * n:(i + 1) * n]) / n for i in range(len(seeds))]
+
     def add(task, text, a, b, expect, paper_value, field="correct", what="accuracy"):
         va, vb = values(task, a, field), values(task, b, field)
         if va is not None and vb is not None:
@@ -231,6 +254,11 @@ def claims(per_question: dict, seeds: list[int]) -> list[dict]:
                        f"seed(s), {what}; pairs = (seed, question)")
             out.append(claim(PAPER, text, paired_comparison(va, vb, expect=expect), paper_value=paper_value,
                              setting=setting))
+            if len(seeds) > 1:  # the training-run spread, which the (seed, question) pairs hold fixed
+                out.append(claim(PAPER, f"{text}, paired by seed",
+                                 paired_comparison(seed_means(va), seed_means(vb), expect=expect),
+                                 paper_value=paper_value, setting=f"{setting.split('; pairs')[0]}; pairs = seeds "
+                                                                 "(each its mean over the questions)"))
 
     base_gain = {"math": "GSM8K 0.65 -> 0.79 (Table 2) [C]", "qa": "HotPotQA 0.65 -> 0.73 (Table 2) [C]"}
     table3 = {"math": "GSM8K 87.5% -> 91.6% (Table 3, HotPotQA-trained) [C]",

@@ -10,7 +10,14 @@ The verdict reads the interval of the mean paired difference d = mean(b - a):
   else `inconclusive` (the interval crosses zero);
 - `expect = "less"`: the mirror image;
 - `expect = "equal"` (the paper says b keeps a's level, e.g. accuracy kept while length falls): `reproduced` when
-  the interval lies inside [-margin, margin], `not reproduced` when it lies wholly outside it, else `inconclusive`.
+  the interval lies inside [-margin, margin], `not reproduced` when it lies wholly outside it, else `inconclusive`;
+- `expect = "at_least"` (the paper says b keeps or beats a's level, "maintaining or improving accuracy"): a
+  non-inferiority claim, `reproduced` when ci_low >= -margin (a rise counts), `not reproduced` when
+  ci_high < -margin (b is worse by more than the margin), else `inconclusive`.
+
+`bootstrap_correlation` is the same for a trend: Pearson r of a covariate (log compute) with a metric's mean
+curve over checkpoints, its interval from resampling training seeds and the items inside them, the verdict on r
+against 0.
 
 The interval is the percentile bootstrap over pairs (resampling whole pairs keeps their correlation), seeded, so
 the same inputs give the same interval. With one pair there is nothing to resample: the interval is the point.
@@ -25,7 +32,7 @@ from typing import Literal
 
 import numpy as np
 
-Expect = Literal["greater", "less", "equal"]
+Expect = Literal["greater", "less", "equal", "at_least"]
 VERDICTS = ("reproduced", "not reproduced", "inconclusive")
 
 
@@ -67,14 +74,17 @@ def verdict(ci_low: float, ci_high: float, *, expect: Expect, margin: float = 0.
     """The verdict of an interval for the claim `expect` (module docstring).
 
     (0.1, 0.3) greater -> reproduced; (-0.1, 0.3) greater -> inconclusive; (-0.3, -0.1) greater -> not reproduced;
-    (-0.02, 0.03) equal with margin 0.05 -> reproduced; (0.06, 0.2) equal, margin 0.05 -> not reproduced."""
+    (-0.02, 0.03) equal with margin 0.05 -> reproduced; (0.06, 0.2) equal, margin 0.05 -> not reproduced;
+    (0.06, 0.2) at_least, margin 0.05 -> reproduced; (-0.2, -0.06) at_least -> not reproduced."""
     assert ci_low <= ci_high, f"interval ({ci_low}, {ci_high}) is empty"
     if expect == "greater":
         return "reproduced" if ci_low > 0 else "not reproduced" if ci_high < 0 else "inconclusive"
     if expect == "less":
         return "reproduced" if ci_high < 0 else "not reproduced" if ci_low > 0 else "inconclusive"
-    assert expect == "equal", f"expect must be greater, less or equal, got {expect!r}"
-    assert margin > 0, "an equality claim needs a margin > 0 (the largest difference that still counts as equal)"
+    assert expect in ("equal", "at_least"), f"expect must be greater, less, equal or at_least, got {expect!r}"
+    assert margin > 0, f"an {expect} claim needs a margin > 0 (the largest drop that still counts as kept)"
+    if expect == "at_least":
+        return "reproduced" if ci_low >= -margin else "not reproduced" if ci_high < -margin else "inconclusive"
     if -margin <= ci_low and ci_high <= margin:
         return "reproduced"
     if ci_low > margin or ci_high < -margin:
@@ -93,6 +103,53 @@ def paired_comparison(a: Sequence[float], b: Sequence[float], *, expect: Expect 
     return Comparison(diff=float(diffs.mean()), ci_low=low, ci_high=high, mean_a=float(a_.mean()),
                       mean_b=float(b_.mean()), num_pairs=int(diffs.size), expect=expect, margin=margin,
                       verdict=verdict(low, high, expect=expect, margin=margin))
+
+
+def _pearson_rows(x: np.ndarray, curves: np.ndarray) -> np.ndarray:
+    """Pearson r of `x` (C,) with every row of `curves` (B, C); NaN where a row is constant."""
+    dx = x - x.mean()  # (C,)
+    dy = curves - curves.mean(axis=1, keepdims=True)  # (B, C)
+    syy = (dy * dy).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(syy > 0, (dy @ dx) / np.sqrt(syy * (dx @ dx)), np.nan)
+
+
+def bootstrap_correlation(x: Sequence[float], values, *, expect: Expect = "greater", level: float = 0.95,
+                          num_boot: int = 10_000, seed: int = 0) -> Comparison | None:
+    """Pearson r of `x` (C checkpoints, e.g. log compute) with the mean curve of `values` (G groups, e.g. training
+    seeds, x N units, e.g. probe items, x C checkpoints; the same units measured at every checkpoint), and its
+    percentile-bootstrap interval: each resample draws G groups with replacement and, inside each drawn group, N
+    units with replacement (so seed-to-seed and item-to-item variation both widen it). A resample whose curve is
+    constant has no r and counts as r = 0 (no evidence of a trend). None when the curve itself is constant.
+
+    The Comparison reads r against 0: diff = mean_b = r, mean_a = 0, num_pairs = G x N units, the verdict that
+    of `expect` on the interval (greater: a rising trend). x [0, 1, 2], one group, units [0, 1, 1] and [0, 0, 1]:
+    the curve [0, 1/2, 1] has r = 1; a resample of one unit twice has r = 0.866 (probability 1/2), so the 95%
+    interval is (0.866, 1.0)."""
+    xs = np.asarray(x, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    assert v.ndim == 3 and xs.shape == (v.shape[2],), f"values (G, N, C) with C = len(x), got {v.shape} / {xs.shape}"
+    assert np.isfinite(v).all() and np.isfinite(xs).all(), "values and x must be finite"
+    assert expect in ("greater", "less"), f"a trend claim is greater or less than r = 0, got {expect!r}"
+    r0 = float(_pearson_rows(xs, v.mean(axis=(0, 1))[None])[0])
+    if math.isnan(r0):
+        return None
+    num_groups, num_units, _ = v.shape
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, num_groups, size=(num_boot, num_groups))  # which group fills each slot
+    curves = np.zeros((num_boot, v.shape[2]))
+    uniform = np.full(num_units, 1.0 / num_units)
+    for slot in range(num_groups):
+        for g in range(num_groups):
+            rows = picks[:, slot] == g
+            if rows.any():  # fresh unit draws per slot, as counts: curve = counts @ values / N
+                counts = rng.multinomial(num_units, uniform, size=int(rows.sum()))  # (k, N)
+                curves[rows] += counts @ v[g] / num_units
+    rs = np.nan_to_num(_pearson_rows(xs, curves / num_groups), nan=0.0)
+    tail = (1.0 - level) / 2
+    low, high = float(np.quantile(rs, tail)), float(np.quantile(rs, 1.0 - tail))
+    return Comparison(diff=r0, ci_low=low, ci_high=high, mean_a=0.0, mean_b=r0, num_pairs=num_groups * num_units,
+                      expect=expect, margin=0.0, verdict=verdict(low, high, expect=expect))
 
 
 def claim(paper: str, text: str, cmp: Comparison, *, paper_value: float | str | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reasonrl.eval.verdicts import bootstrap_interval, claim, paired_comparison, verdict
+from reasonrl.eval.verdicts import bootstrap_correlation, bootstrap_interval, claim, paired_comparison, verdict
 
 
 def test_bootstrap_constant_differences_give_a_point_interval():
@@ -44,6 +44,10 @@ def test_bootstrap_is_seeded_and_brackets_the_mean():
     (0.06, 0.2, "equal", 0.05, "not reproduced"),
     (-0.2, -0.06, "equal", 0.05, "not reproduced"),
     (0.01, 0.08, "equal", 0.05, "inconclusive"),
+    (0.06, 0.2, "at_least", 0.05, "reproduced"),  # a rise keeps the level: non-inferiority
+    (-0.05, 0.02, "at_least", 0.05, "reproduced"),  # a drop of at most the margin still counts as kept
+    (-0.08, 0.02, "at_least", 0.05, "inconclusive"),
+    (-0.2, -0.06, "at_least", 0.05, "not reproduced"),
 ])
 def test_verdict_table(low, high, expect, margin, want):
     assert verdict(low, high, expect=expect, margin=margin) == want
@@ -52,6 +56,38 @@ def test_verdict_table(low, high, expect, margin, want):
 def test_equal_needs_a_margin():
     with pytest.raises(AssertionError, match="margin"):
         verdict(-0.1, 0.1, expect="equal")
+    with pytest.raises(AssertionError, match="margin"):
+        verdict(-0.1, 0.1, expect="at_least")
+
+
+def test_correlation_hand_values():
+    # x [0, 1, 2]; one group, units [0, 1, 1] and [0, 0, 1]: the mean curve [0, 1/2, 1] is linear in x, r = 1.
+    # r([0, 1, 1]) = cov / sqrt(var x var y) = 1 / sqrt(2 * 2/3) = 0.866, and so is r([0, 0, 1]).
+    # Resamples of the 2 units: the same unit twice (probability 1/2) -> 0.866, one of each -> 1.
+    cmp = bootstrap_correlation([0.0, 1.0, 2.0], [[[0, 1, 1], [0, 0, 1]]], num_boot=4000)
+    assert cmp.diff == pytest.approx(1.0) and cmp.mean_b == cmp.diff and cmp.mean_a == 0.0 and cmp.num_pairs == 2
+    assert cmp.ci_low == pytest.approx(3 ** 0.5 / 2) and cmp.ci_high == pytest.approx(1.0)
+    assert cmp.verdict == "reproduced"
+    falling = bootstrap_correlation([0.0, 1.0, 2.0], [[[1, 1, 0], [1, 0, 0]]], num_boot=4000)
+    assert falling.diff == pytest.approx(-1.0) and falling.verdict == "not reproduced"
+    assert bootstrap_correlation([0.0, 1.0, 2.0], [[[1, 0, 0], [1, 0, 0]]], expect="less").verdict == "reproduced"
+
+
+def test_correlation_resamples_the_groups():
+    # two training seeds with one item each: A [0, 0, 1] (r 0.866), B [1, 0, 0] (r -0.866); the mean curve
+    # [1/2, 0, 1/2] has r = 0. Resampled seeds: A twice (1/4) -> 0.866, B twice (1/4) -> -0.866, one of each -> 0.
+    cmp = bootstrap_correlation([0.0, 1.0, 2.0], [[[0, 0, 1]], [[1, 0, 0]]], num_boot=4000)
+    assert cmp.diff == pytest.approx(0.0, abs=1e-12) and cmp.num_pairs == 2
+    assert cmp.ci_low == pytest.approx(-(3 ** 0.5) / 2) and cmp.ci_high == pytest.approx(3 ** 0.5 / 2)
+    assert cmp.verdict == "inconclusive"
+
+
+def test_correlation_of_a_flat_curve_is_none_and_flat_resamples_count_as_zero():
+    assert bootstrap_correlation([0.0, 1.0, 2.0], [[[0, 0, 0], [1, 1, 1]]]) is None
+    # units [0, 1, 1] and [1, 1, 1]: the curve [1/2, 1, 1] rises (r 0.866); resampling [1, 1, 1] twice (1/4) is
+    # flat, r undefined -> 0, so the interval reaches 0 and the verdict stays open
+    cmp = bootstrap_correlation([0.0, 1.0, 2.0], [[[0, 1, 1], [1, 1, 1]]], num_boot=4000)
+    assert cmp.diff == pytest.approx(3 ** 0.5 / 2) and cmp.ci_low == 0.0 and cmp.verdict == "inconclusive"
 
 
 def test_paired_comparison_hand_values():
