@@ -204,6 +204,25 @@ def test_python_records_check_text_and_read_chat_prompts():
     assert rec["prompt_messages"] == chat[:2]
 
 
+def test_a_filtered_dataset_is_checked_on_the_rows_it_keeps():
+    """`filter` / `select` / `shuffle` give a Dataset an indices mapping over its table: the schema checks read the
+    rows the Dataset holds, not the table under it. Mutation: reading `ds.data` without flattening the indices
+    reports the filtered-out null prompt (row 0), and names the wrong row of a selection."""
+    import datasets
+
+    from reasonrl.tasks.memory import records_from
+
+    cfg = reasonrl.load_config()
+    ds = datasets.Dataset.from_list([{"prompt": None, "answer": "0"}, {"prompt": "What is 1 + 1?", "answer": "2"},
+                                     {"prompt": "What is 2 + 2?", "answer": "4"}])
+    kept = ds.filter(lambda row: row["prompt"] is not None)
+    records = records_from(kept, cfg.data, require=("prompt", "answer"), where="train data")
+    assert [(r["prompt"], r["answer"], r["id"]) for r in records] == [("What is 1 + 1?", "2", "train data:0"),
+                                                                    ("What is 2 + 2?", "4", "train data:1")]
+    with pytest.raises(UserError, match=r"^train data: row 1: column 'prompt' is missing \(null\)$"):
+        records_from(ds.select([2, 0]), cfg.data, require=("prompt", "answer"), where="train data")
+
+
 def test_a_datasets_dataset_is_read_as_a_table():
     """A `datasets.Dataset` passed to the API goes through the table reader (`hf_data.dataset_records`): lazy
     records, the schema checked up front (a missing column is one line naming it), a `messages` column as chat."""

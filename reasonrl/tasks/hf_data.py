@@ -52,7 +52,12 @@ def load_records(source: str, *, split: str, fields: dict[str, str | None], requ
 def dataset_records(ds, *, label: str, id_prefix: str, fields: dict[str, str | None], require: Sequence[str],
                     messages_field: str | None = "messages") -> Records:
     """`Records` over a `datasets.Dataset` already open (a file's, or one a script passes to the API), its schema
-    checked first (`load_records`)."""
+    checked first (`load_records`). A Dataset cut by `filter`, `select` or `shuffle` keeps its whole table and a
+    mapping of row indices; the checks read the table (`ds.data`), so the mapping is flattened into a table of the
+    rows the Dataset holds first (`datasets` has no public test for the mapping: `_indices`)."""
+    if ds._indices is not None:
+        with _quiet():
+            ds = ds.flatten_indices()
     prompt_col, chat = _check_schema(ds, label, fields, require, messages_field)
     return Records(ds, label=label, id_prefix=id_prefix, fields={**fields, "prompt": prompt_col}, chat=chat)
 
