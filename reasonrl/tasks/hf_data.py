@@ -19,8 +19,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from reasonrl.errors import UserError
-from reasonrl.tasks.chat import split_chat
-from reasonrl.tasks.datasets import as_text, field_value
+from reasonrl.tasks.datasets import record_from
 
 HUB = "hub:"
 READERS = {".parquet": "parquet", ".json": "json", ".csv": "csv", ".arrow": "arrow"}  # file suffix -> format
@@ -58,20 +57,19 @@ def dataset_records(ds, *, label: str, id_prefix: str, fields: dict[str, str | N
     if ds._indices is not None:
         with _quiet():
             ds = ds.flatten_indices()
-    prompt_col, chat = _check_schema(ds, label, fields, require, messages_field)
-    return Records(ds, label=label, id_prefix=id_prefix, fields={**fields, "prompt": prompt_col}, chat=chat)
+    prompt_col = _check_schema(ds, label, fields, require, messages_field)
+    return Records(ds, label=label, id_prefix=id_prefix, fields={**fields, "prompt": prompt_col}, require=require)
 
 
 class Records(Sequence):
-    """Read-only task records over a memory-mapped table, mapped as the JSONL loader maps a line:
+    """Read-only task records over a memory-mapped table, each row mapped by the JSONL loader's `record_from`:
     `{"prompt", "answer", "response", "id", **the row's other columns}`; absent optional fields are None, numbers
     are written as text (27.0 -> "27") and `id` is the row's own `id` or `<source name>:<row>`. A chat prompt gives
     `prompt_messages` (sent through the tokenizer's chat template), `prompt` = its last user message and, when the
     response column is absent, its final assistant turn as `response` (`chat.split_chat`)."""
 
-    def __init__(self, ds, *, label: str, id_prefix: str, fields: dict[str, str | None], chat: bool):
-        self._ds, self.label, self._prefix, self._fields, self._chat = ds, label, id_prefix, fields, chat
-        self._mapped = {c for c in fields.values() if c is not None} | set(fields) | {"id"}
+    def __init__(self, ds, *, label: str, id_prefix: str, fields: dict[str, str | None], require: Sequence[str]):
+        self._ds, self.label, self._prefix, self._fields, self._require = ds, label, id_prefix, fields, require
 
     @property
     def table(self):
@@ -96,24 +94,9 @@ class Records(Sequence):
                 yield self._record({k: v[j] for k, v in columns.items()}, start + j)
 
     def _record(self, row: dict, i: int) -> dict:
-        where = f"{self.label}: row {i}"
-        record = {k: v for k, v in row.items() if k not in self._mapped}
-        chat_response = None
-        prompt_col = self._fields["prompt"]
-        if self._chat:
-            record["prompt_messages"], record["prompt"], chat_response = split_chat(row[prompt_col], where)
-        else:
-            record["prompt"] = _text(row.get(prompt_col) if prompt_col else None, where, prompt_col)
-        record["answer"] = _text(field_value(row, self._fields["answer"] or ""), where, self._fields["answer"])
-        response_col = self._fields["response"]
-        response = _text(row.get(response_col) if response_col else None, where, response_col)
-        record["response"] = response if response is not None else chat_response
-        record["id"] = as_text(row["id"], where, "id") if row.get("id") is not None else f"{self._prefix}:{i}"
-        return record
-
-
-def _text(value: object, where: str, key: str | None) -> str | None:
-    return None if value is None else as_text(value, where, str(key))
+        if row.get("id") is None:  # every row of a table has every column: a null id is a row without one
+            row = {k: v for k, v in row.items() if k != "id"}
+        return record_from(row, f"{self.label}: row {i}", f"{self._prefix}:{i}", self._fields, self._require)
 
 
 # ------------------------------------------------------------------------------------------------------- opening
@@ -259,8 +242,8 @@ def _feature(features, column: str):
 
 
 def _check_schema(ds, label: str, fields: dict[str, str | None], require: Sequence[str],
-                  messages_field: str | None) -> tuple[str | None, bool]:
-    """Check columns and required values against the table; returns (the prompt column, whether it is chat)."""
+                  messages_field: str | None) -> str | None:
+    """Check columns and required values against the table; returns the prompt column (None: there is none)."""
     if ds.num_rows == 0:
         raise UserError(f"{label}: no rows (the split is empty)")
     features, columns = ds.features, ", ".join(ds.column_names)
@@ -291,7 +274,7 @@ def _check_schema(ds, label: str, fields: dict[str, str | None], require: Sequen
             _check_values(ds, label, col, kind, blank=name == "prompt")
     if "id" in features and _kind(features["id"]) not in ("text", "number"):
         raise UserError(f"{label}: column 'id' must hold text or numbers, got {features['id']}")
-    return prompt_col, chat
+    return prompt_col
 
 
 def _column(ds, column: str):
