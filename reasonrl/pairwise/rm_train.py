@@ -36,7 +36,8 @@ from reasonrl.train.data import micro_batch_indices
 from reasonrl.train.logging import MetricsLog
 from reasonrl.train.schedule import build_scheduler
 
-RUN_FILES = ("config.json", "metrics.jsonl", "plots", "judge", "eval.json", *trackers.TRACKER_FILES)  # a judge run's
+RUN_FILES = ("config.json", "inputs.json", "metrics.jsonl", "plots", "judge", "eval.json",  # a judge run's
+             *trackers.TRACKER_FILES)
 assert set(RUN_FILES) <= set(rundir.ALL_RUN_FILES), "rundir.ALL_RUN_FILES must name every run file of rm-train"
 
 
