@@ -14,12 +14,12 @@ prompt is one `UserError` naming the source and the column (rows are counted fro
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from reasonrl.errors import UserError
 from reasonrl.tasks.datasets import record_from
+from reasonrl.userfiles import read_json_object
 
 HUB = "hub:"
 READERS = {".parquet": "parquet", ".json": "json", ".csv": "csv", ".arrow": "arrow"}  # file suffix -> format
@@ -176,10 +176,10 @@ def _saved(path: Path, split: str):
     import datasets
 
     if (path / "dataset_dict.json").is_file():
-        try:
-            splits = json.loads((path / "dataset_dict.json").read_text())["splits"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise UserError(f"{path / 'dataset_dict.json'}: not a DatasetDict index ({_first_line(e)})") from None
+        splits = read_json_object(path / "dataset_dict.json").get("splits")
+        if not isinstance(splits, list) or not all(isinstance(s, str) for s in splits):
+            raise UserError(f"{path / 'dataset_dict.json'}: not a DatasetDict index (\"splits\" must be a list of "
+                            "split names)")
         if split not in splits:
             raise UserError(f"{path}: no split {split!r} (splits: {', '.join(splits)}); set data.split or "
                             "data.test_split, or take held-out problems from data.test_source")
@@ -189,9 +189,9 @@ def _saved(path: Path, split: str):
     else:
         raise UserError(f"{path}: a directory, but not one written by Dataset.save_to_disk or "
                         "DatasetDict.save_to_disk (no state.json or dataset_dict.json)")
+    if not read_json_object(target / "state.json").get("_data_files"):  # `datasets` fails on it obscurely
+        raise UserError(f"{label}: no rows (the split is empty)")
     try:
-        if not json.loads((target / "state.json").read_text()).get("_data_files"):  # `datasets` fails on it obscurely
-            raise UserError(f"{label}: no rows (the split is empty)")
         with _quiet():
             return datasets.load_from_disk(str(target)), label, prefix
     except _read_errors() as e:

@@ -84,13 +84,16 @@ def _safe(key: str) -> bool:
 
 
 def _saved_config(run_dir: Path) -> dict[str, Any]:
+    """The run's `config.json`: an object of sections, each an object (a UserError naming the file if not)."""
     path = run_dir / "config.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"log.run_dir {run_dir}: --resume, but it has no config.json to compare with") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not a valid resolved config ({e})") from None
+    if not path.is_file():
+        raise UserError(f"log.run_dir {run_dir}: --resume, but it has no config.json to compare with")
+    saved = read_json_object(path)
+    for section, table in saved.items():
+        if not isinstance(table, dict):
+            raise UserError(f"{path}: not a valid resolved config (section {section!r} is a "
+                            f"{type(table).__name__}, not an object)")
+    return saved
 
 
 def check(cfg: Config, *, run_files: tuple[str, ...] = RUN_FILES) -> Path:

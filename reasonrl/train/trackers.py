@@ -26,6 +26,7 @@ from typing import Any
 from reasonrl import dist
 from reasonrl.config import Config, LogConfig, to_dict
 from reasonrl.errors import UserError
+from reasonrl.userfiles import read_json_object
 
 TRACKER_FILES = ("tensorboard", "wandb", "trackers.json")  # what trackers write into a run directory
 IDS_FILE = "trackers.json"
@@ -43,6 +44,8 @@ def check(cfg: Config) -> None:
     if dist.is_main():
         try:
             _check(cfg.log)
+            if cfg.train.resume:  # a damaged trackers.json is refused before the run directory is claimed
+                read_ids(Path(cfg.log.run_dir))
         except UserError as e:
             error = str(e)
     error = dist.broadcast_object(error)
@@ -120,12 +123,11 @@ def read_ids(run_dir: Path) -> dict[str, dict]:
     path = Path(run_dir) / IDS_FILE
     if not path.is_file():
         return {}
-    try:
-        ids = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not valid JSON ({e}); delete it to start new tracker runs") from None
-    if not isinstance(ids, dict):
-        raise UserError(f"{path}: expected a JSON object of tracker run ids")
+    ids = read_json_object(path)
+    for name, saved in ids.items():
+        if not isinstance(saved, dict):
+            raise UserError(f"{path}: {name!r} must be an object of run ids, got {type(saved).__name__}; delete the "
+                            "file to start new tracker runs")
     return ids
 
 
