@@ -22,7 +22,7 @@ from typing import Protocol
 
 import torch
 
-from reasonrl.errors import UserError
+from reasonrl.errors import UserError, one_line
 from reasonrl.model.logprobs import position_ids
 
 DEFAULT_TEMPLATE = "{principle}{prompt}\nA: {a}\nB: {b}\nA better: "
@@ -227,7 +227,7 @@ def load_judge(path: str | Path, *, device=None, batch_size: int = 64,
         else:
             model = AutoModelForTokenClassification.from_pretrained(p, num_labels=1, local_files_only=True)
     except (OSError, ValueError, SafetensorError) as e:  # no tokenizer, truncated or corrupt weights, ...
-        raise UserError(f"pairwise.judge_path: {p}: cannot load: {(str(e).splitlines() or [type(e).__name__])[0]}"
+        raise UserError(f"pairwise.judge_path: {p}: cannot load: {one_line(e)}"
                         ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

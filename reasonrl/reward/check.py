@@ -20,7 +20,7 @@ import torch
 
 from reasonrl import dist
 from reasonrl.config import Config
-from reasonrl.errors import UserCodeError, UserError, warn
+from reasonrl.errors import UserCodeError, UserError, one_line, warn
 from reasonrl.reward.base import BadScores, Responses, Reward, RewardCallError, Scored, check_scored
 from reasonrl.reward.combine import Combined
 from reasonrl.tasks.prompts import record_prompt
@@ -78,7 +78,7 @@ def dry_run(reward: Reward, records, cfg: Config, *, tokenizer, name: str | None
         error = str(e)
     except Exception as e:  # a reward's own failure, e.g. a record without a field it reads
         error = (f"reward {name} failed on a dry call on the first {NUM_RECORDS} records: {type(e).__name__}: "
-                 f"{_one_line(e)}")
+                 f"{one_line(e)}")
     errors = [e for e in dist.all_gather_object(error) if e is not None]
     if errors:
         if isinstance(reward, Combined):
@@ -150,8 +150,3 @@ def _last_frame(frames: str) -> str:
     """` (at FILE:LINE)` of the innermost frame in `frames` (`user_code.user_frames`), or nothing."""
     found = re.findall(r'File "([^"]+)", line (\d+)', frames)
     return f" (at {found[-1][0]}:{found[-1][1]})" if found else ""
-
-
-def _one_line(e: Exception) -> str:
-    text = " ".join(str(e).split())
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -17,7 +17,7 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from reasonrl.errors import UserError
+from reasonrl.errors import UserError, one_line
 from reasonrl.tasks.datasets import record_from
 from reasonrl.userfiles import read_json_object
 
@@ -153,7 +153,7 @@ def _read_file(path: Path):
     except _read_errors() as e:
         if isinstance(e, StopIteration) or "corresponds to no data" in str(e):  # an empty JSON or CSV file
             raise UserError(f"{path}: no rows (the file is empty)") from None
-        raise UserError(f"{path}: cannot be read as {fmt} ({_first_line(e)})") from None
+        raise UserError(f"{path}: cannot be read as {fmt} ({one_line(e, typed=True)})") from None
 
 
 def _arrow(path: str):
@@ -195,7 +195,7 @@ def _saved(path: Path, split: str):
         with _quiet():
             return datasets.load_from_disk(str(target)), label, prefix
     except _read_errors() as e:
-        raise UserError(f"{label}: cannot be read ({_first_line(e)})") from None
+        raise UserError(f"{label}: cannot be read ({one_line(e, typed=True)})") from None
 
 
 def _hub(name: str, split: str):
@@ -206,12 +206,7 @@ def _hub(name: str, split: str):
     try:
         return datasets.load_dataset(repo, config or None, split=split)
     except (*_read_errors(), ConnectionError, datasets.exceptions.DatasetNotFoundError) as e:
-        raise UserError(f"data.source {HUB}{name} (split {split!r}): {_first_line(e)}") from None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:300]}" if text else type(e).__name__
+        raise UserError(f"data.source {HUB}{name} (split {split!r}): {one_line(e, typed=True)}") from None
 
 
 # -------------------------------------------------------------------------------------------------------- schema

@@ -25,7 +25,7 @@ from typing import Any
 
 from reasonrl import dist
 from reasonrl.config import Config, LogConfig, to_dict
-from reasonrl.errors import UserError
+from reasonrl.errors import UserError, one_line
 from reasonrl.userfiles import read_json_object
 
 TRACKER_FILES = ("tensorboard", "wandb", "trackers.json")  # what trackers write into a run directory
@@ -66,7 +66,7 @@ def _check(log: LogConfig) -> None:
         try:  # no network (verify=False); prompts at a terminal, raises without one and without credentials
             wandb.login(verify=False)
         except wandb.errors.Error as e:
-            raise UserError(f"log.report_to: wandb cannot log in ({_first_line(e)}); run `wandb login`, set "
+            raise UserError(f"log.report_to: wandb cannot log in ({one_line(e, typed=True)}); run `wandb login`, set "
                             "WANDB_API_KEY, or WANDB_MODE=offline") from None
     if "mlflow" in log.report_to:
         import mlflow
@@ -75,8 +75,8 @@ def _check(log: LogConfig) -> None:
         try:
             mlflow.MlflowClient(uri).search_experiments(max_results=1)
         except Exception as e:  # whatever the store raises (a missing driver, a server down, a refused store)
-            raise UserError(f"log.report_to: mlflow cannot use its tracking store {uri} ({_first_line(e)}); set "
-                            "MLFLOW_TRACKING_URI") from None
+            raise UserError(f"log.report_to: mlflow cannot use its tracking store {uri} "
+                            f"({one_line(e, typed=True)}); set MLFLOW_TRACKING_URI") from None
 
 
 def start(cfg: Config, run_dir: Path, resume_step: int) -> list:
@@ -107,7 +107,7 @@ def _start(cfg: Config, run_dir: Path, resume_step: int) -> list:
         except Exception as e:  # a third-party tracker failing to start, for any reason: one line
             for tracker in started:
                 tracker.finish(ok=False)
-            message = str(e) if isinstance(e, UserError) else _first_line(e)
+            message = str(e) if isinstance(e, UserError) else one_line(e, typed=True)
             raise UserError(f"log.report_to: {name} failed to start: {message}") from None
     ids.update({t.name: t.run_id for t in started if t.run_id})
     if ids:
@@ -135,11 +135,6 @@ def flat_config(config: dict[str, dict]) -> dict[str, Any]:
     """`{"section.key": value}`; lists as JSON text (TensorBoard's and MLflow's hyperparameters are scalars)."""
     return {f"{section}.{key}": json.dumps(value) if isinstance(value, list) else value
             for section, table in config.items() for key, value in table.items()}
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0][:300]}" if lines else type(e).__name__
 
 
 def _forget(tracker) -> None:
