@@ -79,11 +79,11 @@ def dry_run(reward: Reward, records, cfg: Config, *, tokenizer, name: str | None
     except Exception as e:  # a reward's own failure, e.g. a record without a field it reads
         error = (f"reward {name} failed on a dry call on the first {NUM_RECORDS} records: {type(e).__name__}: "
                  f"{one_line(e)}")
-    errors = [e for e in dist.all_gather_object(error) if e is not None]
-    if errors:
+    error = dist.first_error(error)
+    if error is not None:
         if isinstance(reward, Combined):
             reward.close()
-        raise UserError(errors[0])
+        raise UserError(error)
     if training and not reports_correct:
         warn(f"reward {name} judges no correctness (none of its kinds reports it, as the verifier does): the training "
              f"accuracy (acc) and the lengths of correct / wrong answers are not logged")
@@ -134,12 +134,12 @@ class RewardGuard:
 
     def raise_errors(self, step: int | None) -> None:
         """Raise the first failure of any process (by rank), on every process; `step` None: during evaluation."""
-        failures = [f for f in dist.all_gather_object(self.failure) if f is not None]
-        if not failures:
+        first = dist.first_error(self.failure)
+        if first is None:
             return
         if isinstance(self.reward, Combined):
             self.reward.close()
-        first, when = failures[0], (f"at step {step}" if step is not None else "during evaluation")
+        when = f"at step {step}" if step is not None else "during evaluation"
         if "user_error" in first:
             raise UserError(f"{first['user_error']} ({when})")
         verb = "raised " if first["raised"] else ""

@@ -101,15 +101,7 @@ def check(cfg: Config, *, run_files: tuple[str, ...] = RUN_FILES) -> Path:
     Rank 0 looks and every rank raises its error: the broadcast also keeps rank 0 from claiming the directory
     (`claim`) before every rank has passed this check. `run_files`: what a run of the calling command writes
     (`reasonrl rm-train` adds its judge and report)."""
-    error = None
-    if dist.is_main():
-        try:
-            _check(cfg, run_files)
-        except UserError as e:
-            error = str(e)
-    error = dist.broadcast_object(error)
-    if error is not None:
-        raise UserError(error)
+    dist.main_decides(lambda: _check(cfg, run_files))
     return Path(cfg.log.run_dir)
 
 
@@ -198,15 +190,7 @@ def _aside_note(run_dir: Path) -> str:
 def claim(cfg: Config, resume_step: int, *, run_files: tuple[str, ...] = RUN_FILES) -> None:
     """Lock the run directory and write the run's config (rank 0; every rank raises the same error). Call it
     after every input has been read and validated, before the first write; `run_files` as in `check`."""
-    error = None
-    if dist.is_main():
-        try:
-            _claim(cfg, Path(cfg.log.run_dir), resume_step, run_files)
-        except UserError as e:
-            error = str(e)
-    error = dist.broadcast_object(error)
-    if error is not None:
-        raise UserError(error)
+    dist.main_decides(lambda: _claim(cfg, Path(cfg.log.run_dir), resume_step, run_files))
 
 
 def _claim(cfg: Config, run_dir: Path, resume_step: int, run_files: tuple[str, ...]) -> None:

@@ -40,20 +40,16 @@ def check(cfg: Config) -> None:
     credentials, an MLflow tracking store that cannot be used. Rank 0 looks; every rank raises its error."""
     if not cfg.log.report_to:
         return
-    error = None
-    if dist.is_main():
-        try:
-            _check(cfg.log)
-            if cfg.train.resume:  # a damaged trackers.json is refused before the run directory is claimed
-                read_ids(Path(cfg.log.run_dir))
-        except UserError as e:
-            error = str(e)
-    error = dist.broadcast_object(error)
-    if error is not None:
-        raise UserError(error)
+    dist.main_decides(lambda: _check(cfg))
 
 
-def _check(log: LogConfig) -> None:
+def _check(cfg: Config) -> None:
+    _check_log(cfg.log)
+    if cfg.train.resume:  # a damaged trackers.json is refused before the run directory is claimed
+        read_ids(Path(cfg.log.run_dir))
+
+
+def _check_log(log: LogConfig) -> None:
     for name in log.report_to:
         for module in _MODULES[name]:
             try:
@@ -85,16 +81,7 @@ def start(cfg: Config, run_dir: Path, resume_step: int) -> list:
     tracker that fails to start is one UserError on every rank."""
     if not cfg.log.report_to:
         return []
-    trackers, error = [], None
-    if dist.is_main():
-        try:
-            trackers = _start(cfg, Path(run_dir), resume_step)
-        except UserError as e:
-            error = str(e)
-    error = dist.broadcast_object(error)
-    if error is not None:
-        raise UserError(error)
-    return trackers
+    return dist.main_decides(lambda: _start(cfg, Path(run_dir), resume_step)) or []
 
 
 def _start(cfg: Config, run_dir: Path, resume_step: int) -> list:
