@@ -24,6 +24,7 @@ import torch
 
 from reasonrl.errors import UserError, one_line
 from reasonrl.model.logprobs import position_ids
+from reasonrl.outputs import write_atomic
 
 DEFAULT_TEMPLATE = "{principle}{prompt}\nA: {a}\nB: {b}\nA better: "
 """The judging prompt for the embedded tokenizer; the next token is YES or NO (their first tokens differ there).
@@ -191,9 +192,7 @@ def save_judge(judge: GenerativeJudge | BradleyTerryJudge, out: str | Path) -> P
     out = Path(out)
     judge.model.save_pretrained(out)
     judge.tokenizer.save_pretrained(out)
-    tmp = out / "judge.json.tmp"
-    tmp.write_text(json.dumps(judge.spec(), indent=2) + "\n")
-    tmp.replace(out / "judge.json")
+    write_atomic(out / "judge.json", json.dumps(judge.spec(), indent=2) + "\n")
     return out
 
 

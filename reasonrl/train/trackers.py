@@ -26,6 +26,7 @@ from typing import Any
 from reasonrl import dist
 from reasonrl.config import Config, LogConfig, to_dict
 from reasonrl.errors import UserError, one_line
+from reasonrl.outputs import write_atomic
 from reasonrl.userfiles import read_json_object
 
 TRACKER_FILES = ("tensorboard", "wandb", "trackers.json")  # what trackers write into a run directory
@@ -98,9 +99,7 @@ def _start(cfg: Config, run_dir: Path, resume_step: int) -> list:
             raise UserError(f"log.report_to: {name} failed to start: {message}") from None
     ids.update({t.name: t.run_id for t in started if t.run_id})
     if ids:
-        tmp = run_dir / f"{IDS_FILE}.tmp"
-        tmp.write_text(json.dumps(ids, indent=2) + "\n")
-        tmp.replace(run_dir / IDS_FILE)
+        write_atomic(run_dir / IDS_FILE, json.dumps(ids, indent=2) + "\n")
     _STARTED.extend(started)
     return started
 
