@@ -88,11 +88,11 @@ def check_output_file(path: str | Path, what: str, *, inputs: Inputs = ()) -> Pa
 
 def check_previous(out: Path, what: str, names: Collection[str], *, desc: str, overwrite: bool) -> list[str]:
     """Refuse (unless `overwrite`) a directory that holds any of `names` from an earlier run of the command;
-    returns the ones present. `desc` says what they are ("an evaluation")."""
+    returns the ones present. `desc` says what they are ("an evaluation"); the message names them too."""
     present = [n for n in names if (out / n).exists()]
     if present and not overwrite:
-        raise UserError(f"{what} {out} already holds {desc}: pass --overwrite to replace it, or choose another "
-                        "directory")
+        raise UserError(f"{what} {out} already holds {desc} ({', '.join(present)}): pass --overwrite to replace it, "
+                        "or choose another directory")
     return present
 
 

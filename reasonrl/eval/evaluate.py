@@ -147,8 +147,7 @@ def check_eval_out(cfg, out_dir: str | None, *, overwrite: bool) -> Path:
     inputs = [("model.path", cfg.model.path), ("model.tokenizer_path", cfg.model.tokenizer_path),
               ("data.source", cfg.data.source)]
     out = check_output_dir(out_dir or cfg.log.run_dir, what, inputs=inputs, owns=EVAL_FILES)
-    present = [n for n in EVAL_FILES if (out / n).exists()]
-    check_previous(out, what, EVAL_FILES, desc=f"an evaluation ({', '.join(present)})", overwrite=overwrite)
+    check_previous(out, what, EVAL_FILES, desc="an evaluation", overwrite=overwrite)
     return out
 
 

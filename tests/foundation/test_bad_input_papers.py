@@ -204,7 +204,7 @@ CASES = [
     ("compare_out_is_an_input", ["eval", "--compare", "{f:eval_a}", "{f:eval_b}", "--out", "{f:eval_b}"],
      "is also the input B"),
     ("compare_onto_a_previous_compare", ["eval", "--compare", "{f:eval_a}", "{f:eval_b}", "--out", "{f:compared}"],
-     "already holds compare.json"),
+     "already holds a comparison (compare.json)"),
     ("retro_out_is_the_data", [*RETRO[:1], "--model", "{f:model}", "--data", "{f:traces_no_newline.jsonl}",
                                "--out", "{f:traces_no_newline.jsonl}", "--resume", "--synthetic"],
      "is also the input --data"),

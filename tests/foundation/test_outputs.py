@@ -68,7 +68,7 @@ def test_a_directory_output_holding_an_input_is_refused_only_where_it_writes(tre
 
 def test_a_previous_output_needs_overwrite(tree):
     (tree / "run" / "summary.json").write_text("{}")
-    with pytest.raises(UserError, match=r"already holds an evaluation: pass --overwrite"):
+    with pytest.raises(UserError, match=r"already holds an evaluation \(summary.json\): pass --overwrite"):
         check_previous(tree / "run", "eval --out", ("summary.json", "samples.jsonl"), desc="an evaluation",
                        overwrite=False)
     assert check_previous(tree / "run", "eval --out", ("summary.json", "samples.jsonl"), desc="x",
