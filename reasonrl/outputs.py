@@ -132,9 +132,12 @@ def fingerprint(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def settings_changes(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """`key -> (saved, now)` for every key whose value differs (a key missing on one side counts as None)."""
-    return {k: (saved.get(k), now.get(k)) for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)}
+def settings_changes(saved: dict[str, Any], now: dict[str, Any], *,
+                     shared_only: bool = False) -> dict[str, tuple[Any, Any]]:
+    """`key -> (saved, now)` for every key whose value differs, in key order: a key missing on one side counts as
+    None, or with `shared_only` is not compared (a run's config.json against a config with keys added since)."""
+    keys = set(saved) & set(now) if shared_only else set(saved) | set(now)
+    return {k: (saved.get(k), now.get(k)) for k in sorted(keys) if saved.get(k) != now.get(k)}
 
 
 def check_settings(out: Path, settings_path: Path, settings: dict[str, Any], *, what: str, exists: bool,

@@ -36,7 +36,7 @@ from typing import Any
 from reasonrl import dist
 from reasonrl.config import Config, to_dict, write_resolved
 from reasonrl.errors import UserError, warn
-from reasonrl.outputs import check_output_dir, fingerprint, write_atomic
+from reasonrl.outputs import check_output_dir, fingerprint, settings_changes, write_atomic
 from reasonrl.train.checkpoint import OVERWRITTEN, latest_checkpoint
 from reasonrl.train.trackers import TRACKER_FILES
 from reasonrl.userfiles import read_json_object
@@ -72,11 +72,12 @@ def existing_run(run_dir: Path, run_files: tuple[str, ...] = RUN_FILES) -> list[
 
 
 def config_changes(cfg: Config, saved: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """`section.key -> (saved, now)` for every key whose value differs from the saved resolved config."""
-    now = to_dict(cfg)
-    return {f"{section}.{key}": (old, now[section][key])
-            for section, table in saved.items() if section in now
-            for key, old in table.items() if key in now[section] and now[section][key] != old}
+    """`section.key -> (saved, now)` for every key whose value differs from the saved resolved config (keys on
+    one side only, from another version of reasonrl, are not compared: `outputs.settings_changes`)."""
+    def flat(config: dict[str, dict]) -> dict[str, Any]:
+        return {f"{section}.{key}": value for section, table in config.items() for key, value in table.items()}
+
+    return settings_changes(flat(saved), flat(to_dict(cfg)), shared_only=True)
 
 
 def _safe(key: str) -> bool:

@@ -117,3 +117,19 @@ def test_settings_resume_rule(tmp_path):
         check_settings(out, settings_path, now, resume=True, overwrite=False, **kw)
     assert "old_key 1 -> None, temperature 0.9 -> 0.6" in str(e.value)
     assert settings_changes({"a": 1, "b": 2}, {"a": 1, "b": 3}) == {"b": (2, 3)}
+
+
+def test_a_run_config_compares_only_the_keys_both_sides_have():
+    """rundir.config_changes goes through settings_changes(shared_only=True): a key a newer reasonrl added (or an
+    older one had) does not refuse a resume; a changed value still does. Mutation: shared_only ignored -> fails."""
+    from reasonrl.config import load_config, to_dict
+    from reasonrl.train.rundir import config_changes
+
+    saved, now = {"a": 1, "gone": 2, "b": 3}, {"a": 1, "added": 4, "b": 5}
+    assert settings_changes(saved, now, shared_only=True) == {"b": (3, 5)}
+    assert settings_changes(saved, now) == {"added": (None, 4), "b": (3, 5), "gone": (2, None)}
+    cfg = load_config(None, ["--optim.lr=0.5"])
+    old = to_dict(cfg)
+    old["optim"]["lr"], old["train"]["from_an_old_version"] = 0.25, 1
+    del old["train"]["steps"]
+    assert config_changes(cfg, old) == {"optim.lr": (0.25, 0.5)}
