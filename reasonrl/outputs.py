@@ -132,6 +132,20 @@ def fingerprint(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+def read_appended(path: str | Path) -> bytes:
+    """The complete lines of an append-style output (`b""` when there is no file). A torn last line (a crash
+    mid-write) is cut off the file, so the next append starts on a line of its own."""
+    p = Path(path)
+    if not p.is_file():
+        return b""
+    raw = p.read_bytes()
+    keep = raw[: raw.rfind(b"\n") + 1]
+    if len(keep) != len(raw):
+        with p.open("r+b") as f:
+            f.truncate(len(keep))
+    return keep
+
+
 def settings_changes(saved: dict[str, Any], now: dict[str, Any], *,
                      shared_only: bool = False) -> dict[str, tuple[Any, Any]]:
     """`key -> (saved, now)` for every key whose value differs, in key order: a key missing on one side counts as

@@ -133,3 +133,16 @@ def test_a_run_config_compares_only_the_keys_both_sides_have():
     old["optim"]["lr"], old["train"]["from_an_old_version"] = 0.25, 1
     del old["train"]["steps"]
     assert config_changes(cfg, old) == {"optim.lr": (0.25, 0.5)}
+
+
+def test_read_appended_cuts_a_torn_last_line_off_the_file(tmp_path):
+    """The resumable writers (retro-search --out, swirl trajectories) read through read_appended. Mutation: not
+    truncating the file -> the next append would join the torn line, and the file assertion fails."""
+    from reasonrl.outputs import read_appended
+
+    path = tmp_path / "out.jsonl"
+    assert read_appended(path) == b""  # no file: nothing done yet
+    path.write_bytes(b'{"a": 1}\n{"b": 2}\n{"c": ')
+    assert read_appended(path) == b'{"a": 1}\n{"b": 2}\n'
+    assert path.read_bytes() == b'{"a": 1}\n{"b": 2}\n'
+    assert read_appended(path) == path.read_bytes()  # complete lines are left alone
