@@ -29,6 +29,15 @@ from reasonrl.errors import UserError
 Inputs = Iterable[tuple[str, "str | Path | None"]]
 """(name, path) of a command's inputs, e.g. ("data.source", "train.jsonl"); empty or absent paths are skipped."""
 
+MODEL_AND_DATA = ("model.path", "model.tokenizer_path", "data.source")
+"""The config keys a command that samples a model on a data source reads (`reasonrl eval`, `concise select`)."""
+
+
+def config_inputs(cfg: Any, keys: Iterable[str]) -> list[tuple[str, str]]:
+    """`(key, value)` of each `section.field` of `keys` set in `cfg` (the `Inputs` of a command, by config key)."""
+    values = ((k, getattr(getattr(cfg, k.split(".")[0]), k.split(".")[1])) for k in keys)
+    return [(k, v) for k, v in values if v]
+
 
 def _writable_ancestor(path: Path, what: str) -> None:
     """The nearest existing ancestor of `path` must be a writable directory (`path` itself can then be created)."""

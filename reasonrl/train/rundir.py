@@ -36,7 +36,14 @@ from typing import Any
 from reasonrl import dist
 from reasonrl.config import Config, to_dict, write_resolved
 from reasonrl.errors import UserError, warn
-from reasonrl.outputs import check_output_dir, fingerprint, settings_changes, write_atomic
+from reasonrl.outputs import (
+    MODEL_AND_DATA,
+    check_output_dir,
+    config_inputs,
+    fingerprint,
+    settings_changes,
+    write_atomic,
+)
 from reasonrl.train.checkpoint import OVERWRITTEN, latest_checkpoint
 from reasonrl.train.trackers import TRACKER_FILES
 from reasonrl.userfiles import read_json_object
@@ -108,10 +115,8 @@ def check(cfg: Config, *, run_files: tuple[str, ...] = RUN_FILES) -> Path:
 
 def run_inputs(cfg: Config) -> list[tuple[str, str]]:
     """The paths a run reads (`outputs.Inputs`): a fresh run's directory must not hold them among its files."""
-    keys = ("model.path", "model.tokenizer_path", "data.source", "data.test_source", "rl.critic_path",
-            "pairwise.judge_path", "pairwise.data", "swirl.judge")
-    values = [getattr(getattr(cfg, k.split(".")[0]), k.split(".")[1]) for k in keys]
-    return [(k, v) for k, v in zip(keys, values, strict=True) if v]
+    return config_inputs(cfg, (*MODEL_AND_DATA, "data.test_source", "rl.critic_path", "pairwise.judge_path",
+                               "pairwise.data", "swirl.judge"))
 
 
 FINGERPRINTED = ("model.path", "model.tokenizer_path", "rl.critic_path", "pairwise.judge_path", "swirl.judge",

@@ -146,3 +146,15 @@ def test_read_appended_cuts_a_torn_last_line_off_the_file(tmp_path):
     assert read_appended(path) == b'{"a": 1}\n{"b": 2}\n'
     assert path.read_bytes() == b'{"a": 1}\n{"b": 2}\n'
     assert read_appended(path) == path.read_bytes()  # complete lines are left alone
+
+
+def test_config_inputs_names_the_set_paths_by_key():
+    """One helper lists a command's inputs by config key (rundir.run_inputs, eval's and concise select's --out
+    checks). Mutation: keeping unset keys -> ('model.tokenizer_path', '') appears."""
+    from reasonrl.config import load_config
+    from reasonrl.outputs import MODEL_AND_DATA, config_inputs
+    from reasonrl.train.rundir import run_inputs
+
+    cfg = load_config(None, ["--model.path=m", "--data.source=d.jsonl", "--model.tokenizer_path="])
+    assert config_inputs(cfg, MODEL_AND_DATA) == [("model.path", "m"), ("data.source", "d.jsonl")]
+    assert run_inputs(cfg)[:2] == [("model.path", "m"), ("data.source", "d.jsonl")]
