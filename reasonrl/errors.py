@@ -34,6 +34,17 @@ def one_line(e: BaseException | str, limit: int = 300, *, typed: bool = False) -
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def bad_text(text: str) -> str | None:
+    """Why `text` is not valid Unicode text, or None: a lone surrogate, which JSON and TOML escapes can spell but
+    UTF-8 cannot encode. The one test of text validity (`userfiles.check_text` for files, `config.checks` for
+    config values): here, below both, as config may import nothing but config and errors."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"a lone surrogate {text[e.start]!r} at character {e.start}"
+    return None
+
+
 def warn(message: str) -> None:
     """One line on stderr, `reasonrl: warning: ...` (rank 0 only under torchrun)."""
     if int(os.environ.get("RANK", "0")) == 0:
