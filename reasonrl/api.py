@@ -18,7 +18,6 @@ tell whether they changed.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +36,8 @@ class Result:
     model_dir: Path | None
     """The final model (`run_dir/final`, a Hugging Face directory); None for `evaluate`."""
     metrics: list[dict]
-    """The run's `metrics.jsonl`, one dict per logged line; empty for `evaluate`."""
+    """The run's `metrics.jsonl`, one dict per logged line (on the main process; empty on the others under
+    torchrun); empty for `evaluate`."""
     summary: dict
     """Training: the final held-out metrics (`heldout_acc`, ...); evaluate: accuracy, pass@k, lengths, reward."""
     samples: list[dict] = field(default_factory=list)
@@ -96,7 +96,10 @@ def _test_data(cfg: Config, train_data, test_data):
 
 
 def _trained(cfg: Config, summary: dict) -> Result:
+    from reasonrl import dist
+    from reasonrl.train.logging import read_metrics
+
     run_dir = Path(summary.get("run_dir", cfg.log.run_dir))
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return Result(run_dir=run_dir, model_dir=run_dir / "final", metrics=[json.loads(x) for x in lines if x.strip()],
+    metrics = read_metrics(run_dir / "metrics.jsonl") if dist.is_main() else []  # the main process writes it
+    return Result(run_dir=run_dir, model_dir=run_dir / "final", metrics=metrics,
                   summary={k: v for k, v in summary.items() if k != "run_dir"})

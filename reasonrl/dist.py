@@ -241,3 +241,35 @@ def destroy() -> None:
     if is_dist():
         dist.barrier()
         dist.destroy_process_group()
+
+
+def main_decides(fn):
+    """Rank 0 runs `fn` (what one process must look at or write: a run directory, a tracker) and every rank learns
+    how it went in one broadcast, so no rank waits in a collective for a rank 0 that failed: a UserError is raised
+    as the same UserError on every rank; any other exception is re-raised with its traceback on rank 0 and as a
+    RuntimeError naming rank 0's failure on the others. Returns fn's result on rank 0, None on the others."""
+    from reasonrl.errors import UserError, one_line
+
+    result, outcome, caught = None, None, None
+    if is_main():
+        try:
+            result = fn()
+        except UserError as e:
+            outcome = ("user", str(e))
+        except Exception as e:
+            outcome, caught = ("other", one_line(e, typed=True)), e
+    outcome = broadcast_object(outcome)
+    if outcome is None:
+        return result
+    kind, text = outcome
+    if kind == "user":
+        raise UserError(text)
+    if caught is not None:
+        raise caught
+    raise RuntimeError(f"rank 0 failed (rank {rank()} stops with it): {text}")
+
+
+def first_error(error):
+    """The first (by rank) of the processes' `error`s that is not None, the same on every process, or None when
+    none failed (one all-gather: every process must ask, failed or not)."""
+    return next((e for e in all_gather_object(error) if e is not None), None)

@@ -25,6 +25,26 @@ class UserCodeError(Exception):
         self.frames = frames
 
 
+def one_line(e: BaseException | str, limit: int = 300, *, typed: bool = False) -> str:
+    """An exception (or a text) on one line for a message: its whitespace and newlines collapsed, cut to `limit`
+    characters; `typed` (or an exception without text) puts the exception's type name first."""
+    text = " ".join(str(e).split())
+    if isinstance(e, BaseException) and (typed or not text):
+        text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def bad_text(text: str) -> str | None:
+    """Why `text` is not valid Unicode text, or None: a lone surrogate, which JSON and TOML escapes can spell but
+    UTF-8 cannot encode. The one test of text validity (`userfiles.check_text` for files, `config.checks` for
+    config values): here, below both, as config may import nothing but config and errors."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return f"a lone surrogate {text[e.start]!r} at character {e.start}"
+    return None
+
+
 def warn(message: str) -> None:
     """One line on stderr, `reasonrl: warning: ...` (rank 0 only under torchrun)."""
     if int(os.environ.get("RANK", "0")) == 0:

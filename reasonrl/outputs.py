@@ -29,6 +29,15 @@ from reasonrl.errors import UserError
 Inputs = Iterable[tuple[str, "str | Path | None"]]
 """(name, path) of a command's inputs, e.g. ("data.source", "train.jsonl"); empty or absent paths are skipped."""
 
+MODEL_AND_DATA = ("model.path", "model.tokenizer_path", "data.source")
+"""The config keys a command that samples a model on a data source reads (`reasonrl eval`, `concise select`)."""
+
+
+def config_inputs(cfg: Any, keys: Iterable[str]) -> list[tuple[str, str]]:
+    """`(key, value)` of each `section.field` of `keys` set in `cfg` (the `Inputs` of a command, by config key)."""
+    values = ((k, getattr(getattr(cfg, k.split(".")[0]), k.split(".")[1])) for k in keys)
+    return [(k, v) for k, v in values if v]
+
 
 def _writable_ancestor(path: Path, what: str) -> None:
     """The nearest existing ancestor of `path` must be a writable directory (`path` itself can then be created)."""
@@ -88,11 +97,11 @@ def check_output_file(path: str | Path, what: str, *, inputs: Inputs = ()) -> Pa
 
 def check_previous(out: Path, what: str, names: Collection[str], *, desc: str, overwrite: bool) -> list[str]:
     """Refuse (unless `overwrite`) a directory that holds any of `names` from an earlier run of the command;
-    returns the ones present. `desc` says what they are ("an evaluation")."""
+    returns the ones present. `desc` says what they are ("an evaluation"); the message names them too."""
     present = [n for n in names if (out / n).exists()]
     if present and not overwrite:
-        raise UserError(f"{what} {out} already holds {desc}: pass --overwrite to replace it, or choose another "
-                        "directory")
+        raise UserError(f"{what} {out} already holds {desc} ({', '.join(present)}): pass --overwrite to replace it, "
+                        "or choose another directory")
     return present
 
 
@@ -132,9 +141,26 @@ def fingerprint(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def settings_changes(saved: dict[str, Any], now: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """`key -> (saved, now)` for every key whose value differs (a key missing on one side counts as None)."""
-    return {k: (saved.get(k), now.get(k)) for k in sorted(set(saved) | set(now)) if saved.get(k) != now.get(k)}
+def read_appended(path: str | Path) -> bytes:
+    """The complete lines of an append-style output (`b""` when there is no file). A torn last line (a crash
+    mid-write) is cut off the file, so the next append starts on a line of its own."""
+    p = Path(path)
+    if not p.is_file():
+        return b""
+    raw = p.read_bytes()
+    keep = raw[: raw.rfind(b"\n") + 1]
+    if len(keep) != len(raw):
+        with p.open("r+b") as f:
+            f.truncate(len(keep))
+    return keep
+
+
+def settings_changes(saved: dict[str, Any], now: dict[str, Any], *,
+                     shared_only: bool = False) -> dict[str, tuple[Any, Any]]:
+    """`key -> (saved, now)` for every key whose value differs, in key order: a key missing on one side counts as
+    None, or with `shared_only` is not compared (a run's config.json against a config with keys added since)."""
+    keys = set(saved) & set(now) if shared_only else set(saved) | set(now)
+    return {k: (saved.get(k), now.get(k)) for k in sorted(keys) if saved.get(k) != now.get(k)}
 
 
 def check_settings(out: Path, settings_path: Path, settings: dict[str, Any], *, what: str, exists: bool,

@@ -14,25 +14,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from reasonrl.errors import UserError
-
-
-def _bad_char(text: str) -> tuple[int, str] | None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as e:
-        return e.start, text[e.start]
-    return None
+from reasonrl.errors import UserError, bad_text
 
 
 def check_text(value: Any, where: str, key: str) -> None:
     """Every string in `value` (nested lists and objects too) is valid Unicode text; else a UserError naming
     `where` and the top-level field `key`."""
     if isinstance(value, str):
-        bad = _bad_char(value)
+        bad = bad_text(value)
         if bad is not None:
-            raise UserError(f"{where}: field {key!r} is not valid Unicode text (a lone surrogate {bad[1]!r} at "
-                            f"character {bad[0]}); fix the file")
+            raise UserError(f"{where}: field {key!r} is not valid Unicode text ({bad}); fix the file")
     elif isinstance(value, Mapping):
         for k, v in value.items():
             check_text(k, where, key)

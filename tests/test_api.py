@@ -204,6 +204,91 @@ def test_python_records_check_text_and_read_chat_prompts():
     assert rec["prompt_messages"] == chat[:2]
 
 
+def test_python_records_are_mapped_by_the_jsonl_loaders_function(tmp_path):
+    """A list of dicts maps as the same rows in a JSONL file do (one function, `datasets.record_from`): a dotted
+    answer field reads inside a nested dict (verl's `reward_model.ground_truth`), a `messages` list stands in for a
+    missing prompt, an id is written as text as `as_text` writes it (7.0 -> "7"). Mutations: memory.py's own mapping
+    (plain `row.get`, no messages_field, `str(id)`) gives answer None, a missing prompt, and id "7.0"."""
+    from reasonrl.tasks.datasets import load_jsonl
+    from reasonrl.tasks.memory import records_from
+
+    cfg = reasonrl.load_config(overrides={"data.answer_field": "reward_model.ground_truth"})
+    rows = [{"prompt": "What is 1 + 1?", "reward_model": {"ground_truth": 2}, "id": 7.0},
+            {"messages": [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "4"}],
+             "reward_model": {"ground_truth": "4"}, "id": "b"}]
+    records = records_from(rows, cfg.data, require=("prompt", "answer"), where="train data")
+    assert records[0]["answer"] == "2" and records[0]["id"] == "7" and records[0]["response"] is None
+    assert records[1]["prompt"] == "What is 2 + 2?" and records[1]["response"] == "4"
+    assert records[1]["prompt_messages"] == [{"role": "user", "content": "What is 2 + 2?"}]
+    assert records[1]["answer"] == "4"
+    path = tmp_path / "rows.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert records == load_jsonl(path, answer_field="reward_model.ground_truth", messages_field="messages",
+                                 require=("prompt", "answer"))
+    with pytest.raises(UserError, match=r"^train data\[0\]: missing required field 'response'$"):
+        records_from(rows, cfg.data, require=("prompt", "answer", "response"), where="train data")
+
+
+@pytest.mark.parametrize("rows, needle", [
+    ({"prompt": ["What is 1 + 1?"], "answer": ["2"]}, "got dict (a dict of columns? datasets.Dataset.from_dict"),
+    ("What is 1 + 1?", "got str"),
+])
+def test_rows_that_are_not_a_list_of_dicts_are_one_line(rows, needle):
+    # a dict of columns has a len() and raises KeyError on rows[0]: it escaped as a traceback (TypeError only was
+    # caught). Mutation: dropping the Mapping check -> KeyError.
+    from reasonrl.tasks.memory import records_from
+
+    with pytest.raises(UserError) as e:
+        records_from(rows, reasonrl.load_config().data, require=("prompt", "answer"), where="train data")
+    assert str(e.value).startswith("train data: expected a list of dicts or a datasets.Dataset, ") and needle in str(
+        e.value) and "\n" not in str(e.value)
+
+
+def test_a_pandas_dataframe_is_one_line():
+    # `df[0]` looks up a column: a KeyError, caught as a non-sequence. Mutation: catching TypeError only.
+    import pandas as pd
+
+    from reasonrl.tasks.memory import records_from
+
+    df = pd.DataFrame({"prompt": ["What is 1 + 1?"], "answer": ["2"]})
+    with pytest.raises(UserError, match=r"^train data: expected a list of dicts or a datasets.Dataset, got "
+                                        r"DataFrame$"):
+        records_from(df, reasonrl.load_config().data, require=("prompt", "answer"), where="train data")
+
+
+def test_a_filtered_dataset_is_checked_on_the_rows_it_keeps():
+    """`filter` / `select` / `shuffle` give a Dataset an indices mapping over its table: the schema checks read the
+    rows the Dataset holds, not the table under it. Mutation: reading `ds.data` without flattening the indices
+    reports the filtered-out null prompt (row 0), and names the wrong row of a selection."""
+    import datasets
+
+    from reasonrl.tasks.memory import records_from
+
+    cfg = reasonrl.load_config()
+    ds = datasets.Dataset.from_list([{"prompt": None, "answer": "0"}, {"prompt": "What is 1 + 1?", "answer": "2"},
+                                     {"prompt": "What is 2 + 2?", "answer": "4"}])
+    kept = ds.filter(lambda row: row["prompt"] is not None)
+    records = records_from(kept, cfg.data, require=("prompt", "answer"), where="train data")
+    assert [(r["prompt"], r["answer"], r["id"]) for r in records] == [("What is 1 + 1?", "2", "train data:0"),
+                                                                    ("What is 2 + 2?", "4", "train data:1")]
+    with pytest.raises(UserError, match=r"^train data: row 1: column 'prompt' is missing \(null\)$"):
+        records_from(ds.select([2, 0]), cfg.data, require=("prompt", "answer"), where="train data")
+
+
+def test_a_null_id_in_a_table_is_a_row_without_one():
+    # every row of a table has every column; a null id takes the default, as the table reader did before it
+    # shared the JSONL mapping (which refuses a line's explicit "id": null). Mutation: not dropping the null id ->
+    # "field 'id' must be a string or a number, got NoneType".
+    import datasets
+
+    from reasonrl.tasks.memory import records_from
+
+    ds = datasets.Dataset.from_list([{"prompt": "p", "answer": "1", "id": None}, {"prompt": "q", "answer": "2",
+                                                                                 "id": "x"}])
+    records = records_from(ds, reasonrl.load_config().data, require=("prompt", "answer"), where="train data")
+    assert [r["id"] for r in records] == ["train data:0", "x"]
+
+
 def test_a_datasets_dataset_is_read_as_a_table():
     """A `datasets.Dataset` passed to the API goes through the table reader (`hf_data.dataset_records`): lazy
     records, the schema checked up front (a missing column is one line naming it), a `messages` column as chat."""

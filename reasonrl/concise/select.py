@@ -17,7 +17,7 @@ from pathlib import Path
 
 from reasonrl.config import Config
 from reasonrl.errors import UserError
-from reasonrl.outputs import check_output_file, write_atomic
+from reasonrl.outputs import MODEL_AND_DATA, check_output_file, config_inputs, write_atomic
 
 
 def select_problems(rates: list[float], *, p_min: float, p_max: float, num: int) -> list[int]:
@@ -58,8 +58,7 @@ def select_command(cfg: Config, *, out: str, k: int, num: int, p_min: float, p_m
         raise UserError(f"command line: --k, --num and --max-problems must be >= 1, got {k}, {num}, {max_problems}")
     if not 0.0 <= p_min < p_max <= 1.0:
         raise UserError(f"command line: need 0 <= --p-min < --p-max <= 1, got {p_min} / {p_max}")
-    inputs = [("data.source", cfg.data.source), ("model.path", cfg.model.path),
-              ("model.tokenizer_path", cfg.model.tokenizer_path)]
+    inputs = config_inputs(cfg, MODEL_AND_DATA)
     out_path = check_output_file(out, "concise select --out", inputs=inputs)  # before sampling, not onto an input
     rates_path = check_output_file(out_path.with_name(out_path.name + ".rates.jsonl"), "concise select --out's rates "
                                    "file", inputs=inputs)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 
 from reasonrl.config import papers, sections
 from reasonrl.config.sections import SYNTHETIC_LEVELS, Config
-from reasonrl.errors import UserError
+from reasonrl.errors import UserError, bad_text
 
 
 @dataclass(frozen=True)
@@ -146,10 +146,8 @@ def check_fields(cfg: Config) -> str | None:
             items = value if isinstance(value, list) else [value]
             if tp is str:
                 for v in items:
-                    try:
-                        v.encode("utf-8")
-                    except UnicodeEncodeError as e:
-                        return f"{key} is not valid Unicode text ({e.reason} at character {e.start}: {v!r})"
+                    if (bad := bad_text(v)) is not None:
+                        return f"{key} is not valid Unicode text ({bad}: {v!r})"
             if tp not in (int, float):
                 continue
             rng = RANGES[key]

@@ -111,7 +111,7 @@ def compare_command(path_a: str, path_b: str, *, out_dir: str | None = None, ove
     if out_dir is not None:
         what = "eval --compare --out"
         out = check_output_dir(out_dir, what, inputs=[("A", path_a), ("B", path_b)], owns=("compare.json",))
-        check_previous(out, what, ("compare.json",), desc="compare.json", overwrite=overwrite)
+        check_previous(out, what, ("compare.json",), desc="a comparison", overwrite=overwrite)
     rows = compare_rows(load_evals(path_a), load_evals(path_b))
     if len(rows) > 1:
         keys = ["acc_A", "acc_B", "d_acc", "len_A", "len_B"]

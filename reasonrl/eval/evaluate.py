@@ -141,14 +141,12 @@ there is replaced only with `--overwrite`."""
 def check_eval_out(cfg, out_dir: str | None, *, overwrite: bool) -> Path:
     """The output directory of `reasonrl eval` / `eval --tools` (`--out`, else `log.run_dir`), checked before any
     work (`reasonrl.outputs`): writable, not an input, and not an earlier evaluation unless `overwrite`."""
-    from reasonrl.outputs import check_output_dir, check_previous
+    from reasonrl.outputs import MODEL_AND_DATA, check_output_dir, check_previous, config_inputs
 
     what = "eval --out" if out_dir else "log.run_dir"
-    inputs = [("model.path", cfg.model.path), ("model.tokenizer_path", cfg.model.tokenizer_path),
-              ("data.source", cfg.data.source)]
+    inputs = config_inputs(cfg, MODEL_AND_DATA)
     out = check_output_dir(out_dir or cfg.log.run_dir, what, inputs=inputs, owns=EVAL_FILES)
-    present = [n for n in EVAL_FILES if (out / n).exists()]
-    check_previous(out, what, EVAL_FILES, desc=f"an evaluation ({', '.join(present)})", overwrite=overwrite)
+    check_previous(out, what, EVAL_FILES, desc="an evaluation", overwrite=overwrite)
     return out
 
 

@@ -16,6 +16,8 @@ Two details of HF's mechanism (`transformers.modeling_layers.GradientCheckpointi
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from transformers import PreTrainedModel
 from transformers.modeling_layers import GradientCheckpointingLayer
@@ -44,5 +46,18 @@ def eval_with_checkpointing(model: torch.nn.Module) -> torch.nn.Module:
 
 
 def recomputes(model: torch.nn.Module) -> bool:
-    """Whether a forward pass of `model` now would be checkpointed (gradients on and an armed block)."""
-    return torch.is_grad_enabled() and any(block.training for block in checkpointing_layers(model))
+    """Whether a forward pass of `model` now would be checkpointed (gradients on and an armed block). Asked on every
+    forward pass, so the blocks are found once per model (`_blocks`) and only their flags are read here."""
+    return torch.is_grad_enabled() and any(b.training and b.gradient_checkpointing for b in _blocks(model))
+
+
+_BLOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """`model`'s `GradientCheckpointingLayer` blocks, armed or not: scanned once per model object (a model's blocks
+    are built with it; arming them later changes their flags, which `recomputes` reads live)."""
+    blocks = _BLOCKS.get(model)
+    if blocks is None:
+        blocks = _BLOCKS[model] = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    return blocks

@@ -121,11 +121,12 @@ def shared_prompt_logits(
     average the gradients themselves: `rl.training_module`), or when the pass would be gradient-checkpointed (a
     checkpointed block gets no cache: `model.activation_ckpt`).
     """
-    if (not isinstance(model, PreTrainedModel) or recomputes(model)
-            or not prompts_repeat(input_ids, attention_mask, prompt_len)):
+    if not isinstance(model, PreTrainedModel) or recomputes(model) or not _has_response(input_ids, prompt_len):
         return None
     p = prompt_len
     uniq, inverse = torch.unique(_prompt_keys(input_ids, attention_mask, p), dim=0, return_inverse=True)  # (U, 2P)
+    if uniq.shape[0] == input_ids.shape[0]:  # no prompt repeats (`prompts_repeat`)
+        return None
     p_ids, p_mask = uniq[:, :p], uniq[:, p:].to(attention_mask.dtype)
     cache = DynamicCache(config=model.config.get_text_config(decoder=True))  # filled in place by the forward
     kw = {cache_kwarg(model): cache, "use_cache": True}
@@ -140,9 +141,13 @@ def shared_prompt_logits(
 def prompts_repeat(input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_len: int) -> bool:
     """Whether `shared_prompt_logits` shares a pass over the first `prompt_len` columns of these rows (for a
     Hugging Face model): some prompt occurs in two rows, and a response column follows the prompts."""
-    if not 0 < prompt_len < input_ids.shape[1]:
+    if not _has_response(input_ids, prompt_len):
         return False
     return torch.unique(_prompt_keys(input_ids, attention_mask, prompt_len), dim=0).shape[0] < input_ids.shape[0]
+
+
+def _has_response(input_ids: torch.Tensor, prompt_len: int) -> bool:
+    return 0 < prompt_len < input_ids.shape[1]
 
 
 def _prompt_keys(input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_len: int) -> torch.Tensor:

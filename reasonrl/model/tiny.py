@@ -19,7 +19,7 @@ from transformers import (
     Qwen2Config,
 )
 
-from reasonrl.errors import UserError
+from reasonrl.errors import UserError, one_line
 
 PRESETS: dict[str, dict] = {
     # ~0.8M parameters with a 512-token vocabulary (tied embeddings)
@@ -111,7 +111,7 @@ def load_model(path: str | Path, tokenizer_path: str | Path | None = None, *, dt
         model = lora.load_merged(p, from_pretrained) if lora.is_adapter_dir(p) else from_pretrained(p)
         tokenizer = AutoTokenizer.from_pretrained(tp, local_files_only=True)
     except (OSError, ValueError, SafetensorError) as e:  # SafetensorError: truncated or corrupt weights
-        raise UserError(f"{what}: {p}: cannot load: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
+        raise UserError(f"{what}: {p}: cannot load: {one_line(e)}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"

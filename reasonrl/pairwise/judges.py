@@ -22,8 +22,9 @@ from typing import Protocol
 
 import torch
 
-from reasonrl.errors import UserError
+from reasonrl.errors import UserError, one_line
 from reasonrl.model.logprobs import position_ids
+from reasonrl.outputs import write_atomic
 
 DEFAULT_TEMPLATE = "{principle}{prompt}\nA: {a}\nB: {b}\nA better: "
 """The judging prompt for the embedded tokenizer; the next token is YES or NO (their first tokens differ there).
@@ -191,9 +192,7 @@ def save_judge(judge: GenerativeJudge | BradleyTerryJudge, out: str | Path) -> P
     out = Path(out)
     judge.model.save_pretrained(out)
     judge.tokenizer.save_pretrained(out)
-    tmp = out / "judge.json.tmp"
-    tmp.write_text(json.dumps(judge.spec(), indent=2) + "\n")
-    tmp.replace(out / "judge.json")
+    write_atomic(out / "judge.json", json.dumps(judge.spec(), indent=2) + "\n")
     return out
 
 
@@ -227,7 +226,7 @@ def load_judge(path: str | Path, *, device=None, batch_size: int = 64,
         else:
             model = AutoModelForTokenClassification.from_pretrained(p, num_labels=1, local_files_only=True)
     except (OSError, ValueError, SafetensorError) as e:  # no tokenizer, truncated or corrupt weights, ...
-        raise UserError(f"pairwise.judge_path: {p}: cannot load: {(str(e).splitlines() or [type(e).__name__])[0]}"
+        raise UserError(f"pairwise.judge_path: {p}: cannot load: {one_line(e)}"
                         ) from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -33,10 +33,11 @@ from reasonrl.pairwise.world import load_preferences, preference_set
 from reasonrl.train import rundir, trackers
 from reasonrl.train.checkpoint import drop_overwritten
 from reasonrl.train.data import micro_batch_indices
-from reasonrl.train.logging import MetricsLog
+from reasonrl.train.run import check_run, open_log
 from reasonrl.train.schedule import build_scheduler
 
-RUN_FILES = ("config.json", "metrics.jsonl", "plots", "judge", "eval.json", *trackers.TRACKER_FILES)  # a judge run's
+RUN_FILES = ("config.json", "inputs.json", "metrics.jsonl", "plots", "judge", "eval.json",  # a judge run's
+             *trackers.TRACKER_FILES)
 assert set(RUN_FILES) <= set(rundir.ALL_RUN_FILES), "rundir.ALL_RUN_FILES must name every run file of rm-train"
 
 
@@ -176,19 +177,17 @@ def rm_train(cfg: Config) -> dict:
     pw, run_dir = cfg.pairwise, Path(cfg.log.run_dir)
     if cfg.train.resume:
         raise UserError("train.resume: rm-train keeps no checkpoints and cannot resume; rerun with --overwrite")
-    rundir.check(cfg, run_files=RUN_FILES)
-    trackers.check(cfg)
+    check_run(cfg, run_files=RUN_FILES)
     torch.manual_seed(cfg.train.seed)
     train_pairs, test_pairs = preference_data(cfg)
     judge = build_judge(cfg)
-    rundir.claim(cfg, 0, run_files=RUN_FILES)  # the first write: lock, clear an --overwrite'd run, config.json
+    log = open_log(cfg, run_dir, 0, run_files=RUN_FILES)  # the first write: lock, clear an --overwrite'd run
     rows = train_pairs if pw.judge == "bt" else swap_augment(train_pairs, swap=pw.swap, chosen_first=pw.chosen_first,
                                                              seed=cfg.train.seed)
     model = judge.model.train()
     o = cfg.optim
     optimizer = torch.optim.AdamW(model.parameters(), lr=o.lr, betas=tuple(o.betas), weight_decay=o.weight_decay)
     scheduler = build_scheduler(optimizer, o, cfg.train.steps)
-    log = MetricsLog(run_dir, trackers=trackers.start(cfg, run_dir, 0))
     bar = _bar(cfg, cfg.train.steps, f"rm-train {pw.judge}{'' if pw.judge == 'bt' else ' swap' if pw.swap else ''}")
     for step in range(cfg.train.steps):
         idx = micro_batch_indices(step, batch_size=cfg.train.batch_size, num_examples=len(rows), seed=cfg.train.seed)

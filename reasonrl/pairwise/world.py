@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 
 from reasonrl.errors import UserError
+from reasonrl.outputs import write_atomic
 from reasonrl.tasks import synthetic
 
 OFFSET_ITEMS = ("apples", "pens", "books", "coins", "stamps")
@@ -104,12 +105,7 @@ def preference_set(num: int, *, seed: int = 0, split: str = "train", difficulty:
 
 
 def write_preferences(records: list[dict], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    tmp.replace(path)
-    return path
+    return write_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def load_preferences(path: str | Path) -> list[dict]:

@@ -26,7 +26,6 @@ Layout: `programs` (safe arithmetic, programs, propagation), `perturbations` (th
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import Counter
@@ -50,20 +49,14 @@ from reasonrl.reflection.solutions import (
 
 def read_jsonl(path: str | Path, required: Sequence[str]) -> list[dict]:
     """Records of a JSON-lines file; UserError naming file:line for bad JSON or a missing key."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            missing = [k for k in required if not isinstance(row, dict) or k not in row]
-            if missing:
-                raise UserError(f"{path}:{n}: missing key {missing[0]!r}")
-            rows.append(row)
-    return rows
+    from reasonrl.tasks.datasets import read_objects
+
+    rows = read_objects(path)  # size, UTF-8, JSON, one object a line, valid text: file:line messages
+    for n, row in rows:
+        missing = [k for k in required if k not in row]
+        if missing:
+            raise UserError(f"{path}:{n}: missing key {missing[0]!r}")
+    return [row for _, row in rows]
 
 
 def _build(items: Sequence[tuple[str, str, str]], parse: Callable, perturb: Callable, *, seed: int,

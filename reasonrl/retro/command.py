@@ -18,7 +18,7 @@ from pathlib import Path
 
 from reasonrl.errors import UserError
 from reasonrl.eval.report import print_table
-from reasonrl.outputs import write_atomic
+from reasonrl.outputs import read_appended, write_atomic
 from reasonrl.retro.search import RetroParams, Revision, Verifier, engine_continue, revise, with_think_end
 from reasonrl.retro.segment import num_switches, split_steps
 
@@ -35,10 +35,7 @@ def load_traces(path: str | Path) -> list[dict]:
 def read_done(out: Path, traces: list[dict]) -> dict[int, dict]:
     """The finished records of an earlier run, by input index. A torn last line (a crash mid-write) is cut off;
     a record whose id does not match the input at its index means another input file: a UserError."""
-    raw = out.read_bytes()
-    keep = raw[: raw.rfind(b"\n") + 1]
-    if len(keep) != len(raw):
-        out.write_bytes(keep)
+    keep = read_appended(out)
     done = {}
     for lineno, line in enumerate(keep.decode("utf-8").splitlines(), start=1):
         try:

@@ -20,7 +20,7 @@ import torch
 
 from reasonrl import dist
 from reasonrl.config import Config
-from reasonrl.errors import UserCodeError, UserError, warn
+from reasonrl.errors import UserCodeError, UserError, one_line, warn
 from reasonrl.reward.base import BadScores, Responses, Reward, RewardCallError, Scored, check_scored
 from reasonrl.reward.combine import Combined
 from reasonrl.tasks.prompts import record_prompt
@@ -78,12 +78,12 @@ def dry_run(reward: Reward, records, cfg: Config, *, tokenizer, name: str | None
         error = str(e)
     except Exception as e:  # a reward's own failure, e.g. a record without a field it reads
         error = (f"reward {name} failed on a dry call on the first {NUM_RECORDS} records: {type(e).__name__}: "
-                 f"{_one_line(e)}")
-    errors = [e for e in dist.all_gather_object(error) if e is not None]
-    if errors:
+                 f"{one_line(e)}")
+    error = dist.first_error(error)
+    if error is not None:
         if isinstance(reward, Combined):
             reward.close()
-        raise UserError(errors[0])
+        raise UserError(error)
     if training and not reports_correct:
         warn(f"reward {name} judges no correctness (none of its kinds reports it, as the verifier does): the training "
              f"accuracy (acc) and the lengths of correct / wrong answers are not logged")
@@ -134,12 +134,12 @@ class RewardGuard:
 
     def raise_errors(self, step: int | None) -> None:
         """Raise the first failure of any process (by rank), on every process; `step` None: during evaluation."""
-        failures = [f for f in dist.all_gather_object(self.failure) if f is not None]
-        if not failures:
+        first = dist.first_error(self.failure)
+        if first is None:
             return
         if isinstance(self.reward, Combined):
             self.reward.close()
-        first, when = failures[0], (f"at step {step}" if step is not None else "during evaluation")
+        when = f"at step {step}" if step is not None else "during evaluation"
         if "user_error" in first:
             raise UserError(f"{first['user_error']} ({when})")
         verb = "raised " if first["raised"] else ""
@@ -150,8 +150,3 @@ def _last_frame(frames: str) -> str:
     """` (at FILE:LINE)` of the innermost frame in `frames` (`user_code.user_frames`), or nothing."""
     found = re.findall(r'File "([^"]+)", line (\d+)', frames)
     return f" (at {found[-1][0]}:{found[-1][1]})" if found else ""
-
-
-def _one_line(e: Exception) -> str:
-    text = " ".join(str(e).split())
-    return text if len(text) <= 300 else text[:297] + "..."

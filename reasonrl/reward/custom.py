@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from reasonrl.config import Config
-from reasonrl.errors import UserError, warn
+from reasonrl.errors import UserError, one_line, warn
 from reasonrl.reward.base import KINDS, BadScores, Responses, Reward, RewardCallError, Scored
 from reasonrl.reward.pool import WorkerPool
-from reasonrl.reward.user_code import accepted, call_unit, load_object, one_line, parse_spec, shape, user_frames
+from reasonrl.reward.user_code import accepted, call_unit, load_object, parse_spec, shape, user_frames
 
 
 @dataclass

@@ -21,8 +21,8 @@ import time
 import weakref
 from typing import Any
 
-from reasonrl.errors import UserError
-from reasonrl.reward.user_code import call_unit, load_object, one_line
+from reasonrl.errors import UserError, one_line
+from reasonrl.reward.user_code import call_unit, load_object
 
 STARTUP_TIMEOUT_S = 120.0  # a worker's start: a Python process importing the function's module (torch, maybe)
 _FN: Any = None  # in a worker: the function it runs

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import reasonrl
-from reasonrl.errors import UserError
+from reasonrl.errors import UserError, one_line
 
 SHAPES = ("builder", "trl", "verl", "reward")
 _PACKAGE_DIR = Path(reasonrl.__file__).resolve().parent
@@ -142,11 +142,6 @@ def user_frames(tb) -> str:
     formats a traceback; reasonrl's own frames say nothing about your bug."""
     frames = [f for f in traceback.extract_tb(tb) if not Path(f.filename).resolve().is_relative_to(_PACKAGE_DIR)]
     return "".join(traceback.format_list(frames))
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _describe(e: Exception) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from reasonrl.config import Config
 from reasonrl.errors import UserError
+from reasonrl.outputs import write_atomic
 from reasonrl.swirl.episodes import decompose, generate_trajectories, run_episodes
 from reasonrl.swirl.judges import FILTERS, apply_filter, build_judges, label, overlap
 from reasonrl.swirl.worlds import build_world, scripted_trajectory, step_limit, task_questions, world_tools
@@ -41,9 +42,7 @@ def step_rows(trajectories: list[dict]) -> tuple[list[dict], list[dict]]:
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     """Atomic write: a temporary file renamed over `path`."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def scripted_episodes(records: list[dict], seed: int, *, tools, people, mistake_rate: float) -> list[dict]:
@@ -166,9 +165,7 @@ def swirl_data_command(cfg: Config, *, out: str, source: str, num_questions: int
     counts = write_filtered(out_dir, labelled)
     summary = {"trajectories": len(trajectories), "questions": len(records), "filters": counts,
                "overlap": overlap(labelled)}
-    tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(out_dir / "summary.json")
+    write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
     print(f"swirl-data: {len(trajectories)} trajectories of {len(records)} {cfg.swirl.task} questions -> {out_dir}")
     print(f"{'filter':<10}{'trajectories':>14}{'steps':>8}")
     for name, c in counts.items():

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from reasonrl.errors import UserError
 from reasonrl.rollout.sampler import SamplingParams, sample
 from reasonrl.swirl.actions import CLOSING, format_result, parse_action
 
@@ -91,16 +90,11 @@ def final_answer(trajectory: dict) -> str | None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{lineno}: not valid JSON ({e})") from None
-    return rows
+    """The objects of a JSONL file (a resumed run's trajectories, a data file): the data loader's checks and
+    file:line messages (`tasks.datasets.read_objects`)."""
+    from reasonrl.tasks.datasets import read_objects
+
+    return [obj for _, obj in read_objects(path)]
 
 
 def generate_trajectories(out: str | Path, records: list[dict], *, num_per_question: int,
@@ -139,14 +133,9 @@ def generate_trajectories(out: str | Path, records: list[dict], *, num_per_quest
 
 def _complete_rows(path: Path) -> list[dict]:
     """Rows of an earlier (possibly interrupted) run; a torn last line is cut off the file."""
-    if not path.is_file():
-        return []
-    raw = path.read_bytes()
-    keep = raw[: raw.rfind(b"\n") + 1]
-    if len(keep) != len(raw):
-        with path.open("r+b") as f:
-            f.truncate(len(keep))
-    return read_jsonl(path)
+    from reasonrl.outputs import read_appended
+
+    return read_jsonl(path) if read_appended(path) else []
 
 
 def iter_pairs(trajectories: list[dict]) -> Iterator[tuple[dict, str, str]]:

@@ -208,13 +208,16 @@ def _flip(noise: float, seed: int, *parts: str) -> bool:
     return int.from_bytes(h[:8], "big") / 2**64 < noise
 
 
+STEP_JUDGES = {"qa": qa_step_good, "math": math_step_good}
+"""The programmatic process judge's rule by a state's `task`: all it reads of a record (the rest is the state)."""
+
+
 def program_process_judge(*, noise: float = 0.0, seed: int = 0) -> ProcessJudge:
     """The toy worlds' process judge; each label is flipped with probability `noise` (E.6: some label noise)."""
 
     def judge(record: dict, state: str, action: str) -> float:
         kind, content = parse_action(action)
-        step_good = qa_step_good if record["task"] == "qa" else math_step_good  # the world, not its gold
-        good = step_good(state, kind, content)
+        good = STEP_JUDGES[record["task"]](state, kind, content)  # the world, not its gold
         return float(good != _flip(noise, seed, "process", state, action))
 
     return judge

@@ -17,25 +17,17 @@ from reasonrl.config import Config
 from reasonrl.errors import UserError
 from reasonrl.reward.base import Responses, Scored
 from reasonrl.swirl.episodes import cut_step
-from reasonrl.swirl.judges import build_judges
-
-PROGRAM_JUDGE_FIELDS = {"qa": ("subject", "relation", "attribute"), "math": ("ops",)}
-"""The world fields of a state that the programmatic process judge reads, by task (`swirl.judges`)."""
+from reasonrl.swirl.judges import STEP_JUDGES, build_judges
 
 
 def check_state(record: dict, cfg: Config) -> None:
-    """A state record holds what the process judge reads (else a UserError naming the record and the field)."""
+    """A state record names a task the process judge knows (else a UserError naming the record and the field). The
+    programmatic judge reads only `task` and the state (`swirl.judges.STEP_JUDGES`); an LLM judge reads the state."""
     where = f"reward.kind = 'process': record {record.get('id')!r} of data.source {cfg.data.source!r}"
     if "task" not in record:
         raise UserError(f"{where} has no 'task' field (write states with `reasonrl swirl-data`)")
-    if record["task"] not in PROGRAM_JUDGE_FIELDS:
-        raise UserError(f"{where}: field 'task' must be one of {', '.join(PROGRAM_JUDGE_FIELDS)}, got "
-                        f"{record['task']!r}")
-    if cfg.swirl.judge == "program":
-        for name in PROGRAM_JUDGE_FIELDS[record["task"]]:
-            if name not in record:
-                raise UserError(f"{where} has no {name!r} field, which swirl.judge = 'program' reads (write states "
-                                "with `reasonrl swirl-data`)")
+    if record["task"] not in STEP_JUDGES:
+        raise UserError(f"{where}: field 'task' must be one of {', '.join(STEP_JUDGES)}, got {record['task']!r}")
 
 
 def build(cfg: Config, *, tokenizer=None, device=None):
@@ -44,7 +36,7 @@ def build(cfg: Config, *, tokenizer=None, device=None):
     def reward(responses: Responses) -> Scored:
         scores = []
         for record, text in zip(responses.records, responses.texts, strict=True):
-            check_state(record, cfg)  # the judge reads the world fields (task, subject, ops, ...) of the state
+            check_state(record, cfg)  # the programmatic judge picks its rule by the state's task
             scores.append(process(record, record["prompt"], cut_step(text)))
         scores = torch.tensor(scores, dtype=torch.float32)
         good = scores > 0.5

@@ -10,7 +10,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import reasonrl
@@ -100,47 +100,53 @@ def field_value(obj: dict, key: str) -> object:
     return value
 
 
+def record_from(obj: Mapping, where: str, default_id: str, fields: dict[str, str | None], require: Sequence[str],
+                messages_field: str | None = None) -> dict:
+    """One task record from one row: a JSONL line's object, a dict handed to the API (`tasks.memory`), a table's
+    row (`hf_data.Records`). `fields` maps record keys to the row's keys (None: always absent; a dotted key reads
+    inside nested objects, `field_value`); `require` names the record keys that must be present (the prompt also
+    non-empty). The row's other keys are kept as they are (a reward plug-in may read them: an anchor response, a
+    judge's context). A prompt that is a list, or a `messages_field` list in a row without the prompt field, is chat
+    messages (`chat.split_chat`): `prompt_messages` holds them, `prompt` the last user message, and a final assistant
+    turn is the response when the response field is absent. `id` is the row's own, as text, else `default_id`.
+    Every problem is a UserError naming `where` and the key."""
+    mapped = {key for key in fields.values() if key is not None} | set(fields) | {"id"}
+    record: dict = {k: v for k, v in obj.items() if k not in mapped}
+    chat_response = None
+    prompt_key = fields["prompt"]
+    use_messages = obj.get(prompt_key) is None and messages_field is not None and messages_field in obj
+    if use_messages:
+        prompt_key = messages_field
+        record.pop(messages_field)
+    chat = use_messages or is_chat(obj.get(prompt_key))
+    if chat:
+        record["prompt_messages"], record["prompt"], chat_response = split_chat(obj[prompt_key], where)
+    for name, key in fields.items():
+        if name == "prompt" and chat:
+            continue
+        key = prompt_key if name == "prompt" else key
+        value = None if key is None else field_value(obj, key)
+        if value is None and name == "response" and chat_response is not None:
+            record[name] = chat_response
+        elif value is None:
+            if name in require:
+                raise UserError(f"{where}: missing required field {key!r}")
+            record[name] = None
+        else:
+            record[name] = as_text(value, where, key)
+    if "prompt" in require and not record["prompt"].strip():
+        raise UserError(f"{where}: field {fields['prompt']!r} is empty")
+    record["id"] = as_text(obj["id"], where, "id") if "id" in obj else default_id
+    return record
+
+
 def _records(
     path: Path, fields: dict[str, str | None], require: Sequence[str], max_line_bytes: int = MAX_LINE_BYTES,
     messages_field: str | None = None,
 ) -> list[tuple[int, dict[str, str | None]]]:
-    """(line number, record) pairs; `fields` maps record keys to file keys (None: always absent). The line's other
-    keys are kept as they are (a reward plug-in may read them: an anchor response, a judge's context). A prompt
-    that is a list, or a `messages_field` list on a line without the prompt field, is chat messages
-    (`chat.split_chat`): `prompt_messages` holds them, `prompt` the last user message, and a final assistant turn
-    is the response when the response field is absent."""
-    records = []
-    mapped = {key for key in fields.values() if key is not None} | set(fields) | {"id"}
-    for lineno, obj in _read_objects(path, max_line_bytes):
-        where = f"{path}:{lineno}"
-        record: dict = {k: v for k, v in obj.items() if k not in mapped}
-        chat_response = None
-        prompt_key = fields["prompt"]
-        use_messages = obj.get(prompt_key) is None and messages_field is not None and messages_field in obj
-        if use_messages:
-            prompt_key = messages_field
-            record.pop(messages_field)
-        chat = use_messages or is_chat(obj.get(prompt_key))
-        if chat:
-            record["prompt_messages"], record["prompt"], chat_response = split_chat(obj[prompt_key], where)
-        for name, key in fields.items():
-            if name == "prompt" and chat:
-                continue
-            key = prompt_key if name == "prompt" else key
-            value = None if key is None else field_value(obj, key)
-            if value is None and name == "response" and chat_response is not None:
-                record[name] = chat_response
-            elif value is None:
-                if name in require:
-                    raise UserError(f"{where}: missing required field {key!r}")
-                record[name] = None
-            else:
-                record[name] = as_text(value, where, key)
-        if "prompt" in require and not record["prompt"].strip():
-            raise UserError(f"{where}: field {fields['prompt']!r} is empty")
-        record["id"] = as_text(obj["id"], where, "id") if "id" in obj else f"{path.stem}:{lineno}"
-        records.append((lineno, record))
-    return records
+    """(line number, record) pairs, each line's object mapped by `record_from` (`id` default `<file stem>:<line>`)."""
+    return [(lineno, record_from(obj, f"{path}:{lineno}", f"{path.stem}:{lineno}", fields, require, messages_field))
+            for lineno, obj in _read_objects(path, max_line_bytes)]
 
 
 def load_jsonl(
@@ -155,7 +161,7 @@ def load_jsonl(
 ) -> list[dict]:
     """Records `{"prompt", "answer", "response", "id", **other keys of the line}` from a JSONL file; absent
     optional fields are None. Chat-format lines (a list prompt, or a `messages_field` list) add `prompt_messages`
-    (see `_records`).
+    (see `record_from`).
 
     `require` names which of "prompt", "answer", "response" must be present (the prompt also non-empty); a None
     field name means the file has no such field. `id` is the line's own "id" if it has one, else `<file stem>:<line>`.

@@ -14,13 +14,12 @@ prompt is one `UserError` naming the source and the column (rows are counted fro
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from reasonrl.errors import UserError
-from reasonrl.tasks.chat import split_chat
-from reasonrl.tasks.datasets import as_text, field_value
+from reasonrl.errors import UserError, one_line
+from reasonrl.tasks.datasets import record_from
+from reasonrl.userfiles import read_json_object
 
 HUB = "hub:"
 READERS = {".parquet": "parquet", ".json": "json", ".csv": "csv", ".arrow": "arrow"}  # file suffix -> format
@@ -52,21 +51,25 @@ def load_records(source: str, *, split: str, fields: dict[str, str | None], requ
 def dataset_records(ds, *, label: str, id_prefix: str, fields: dict[str, str | None], require: Sequence[str],
                     messages_field: str | None = "messages") -> Records:
     """`Records` over a `datasets.Dataset` already open (a file's, or one a script passes to the API), its schema
-    checked first (`load_records`)."""
-    prompt_col, chat = _check_schema(ds, label, fields, require, messages_field)
-    return Records(ds, label=label, id_prefix=id_prefix, fields={**fields, "prompt": prompt_col}, chat=chat)
+    checked first (`load_records`). A Dataset cut by `filter`, `select` or `shuffle` keeps its whole table and a
+    mapping of row indices; the checks read the table (`ds.data`), so the mapping is flattened into a table of the
+    rows the Dataset holds first (`datasets` has no public test for the mapping: `_indices`)."""
+    if ds._indices is not None:
+        with _quiet():
+            ds = ds.flatten_indices()
+    prompt_col = _check_schema(ds, label, fields, require, messages_field)
+    return Records(ds, label=label, id_prefix=id_prefix, fields={**fields, "prompt": prompt_col}, require=require)
 
 
 class Records(Sequence):
-    """Read-only task records over a memory-mapped table, mapped as the JSONL loader maps a line:
+    """Read-only task records over a memory-mapped table, each row mapped by the JSONL loader's `record_from`:
     `{"prompt", "answer", "response", "id", **the row's other columns}`; absent optional fields are None, numbers
     are written as text (27.0 -> "27") and `id` is the row's own `id` or `<source name>:<row>`. A chat prompt gives
     `prompt_messages` (sent through the tokenizer's chat template), `prompt` = its last user message and, when the
     response column is absent, its final assistant turn as `response` (`chat.split_chat`)."""
 
-    def __init__(self, ds, *, label: str, id_prefix: str, fields: dict[str, str | None], chat: bool):
-        self._ds, self.label, self._prefix, self._fields, self._chat = ds, label, id_prefix, fields, chat
-        self._mapped = {c for c in fields.values() if c is not None} | set(fields) | {"id"}
+    def __init__(self, ds, *, label: str, id_prefix: str, fields: dict[str, str | None], require: Sequence[str]):
+        self._ds, self.label, self._prefix, self._fields, self._require = ds, label, id_prefix, fields, require
 
     @property
     def table(self):
@@ -91,24 +94,9 @@ class Records(Sequence):
                 yield self._record({k: v[j] for k, v in columns.items()}, start + j)
 
     def _record(self, row: dict, i: int) -> dict:
-        where = f"{self.label}: row {i}"
-        record = {k: v for k, v in row.items() if k not in self._mapped}
-        chat_response = None
-        prompt_col = self._fields["prompt"]
-        if self._chat:
-            record["prompt_messages"], record["prompt"], chat_response = split_chat(row[prompt_col], where)
-        else:
-            record["prompt"] = _text(row.get(prompt_col) if prompt_col else None, where, prompt_col)
-        record["answer"] = _text(field_value(row, self._fields["answer"] or ""), where, self._fields["answer"])
-        response_col = self._fields["response"]
-        response = _text(row.get(response_col) if response_col else None, where, response_col)
-        record["response"] = response if response is not None else chat_response
-        record["id"] = as_text(row["id"], where, "id") if row.get("id") is not None else f"{self._prefix}:{i}"
-        return record
-
-
-def _text(value: object, where: str, key: str | None) -> str | None:
-    return None if value is None else as_text(value, where, str(key))
+        if row.get("id") is None:  # every row of a table has every column: a null id is a row without one
+            row = {k: v for k, v in row.items() if k != "id"}
+        return record_from(row, f"{self.label}: row {i}", f"{self._prefix}:{i}", self._fields, self._require)
 
 
 # ------------------------------------------------------------------------------------------------------- opening
@@ -165,7 +153,7 @@ def _read_file(path: Path):
     except _read_errors() as e:
         if isinstance(e, StopIteration) or "corresponds to no data" in str(e):  # an empty JSON or CSV file
             raise UserError(f"{path}: no rows (the file is empty)") from None
-        raise UserError(f"{path}: cannot be read as {fmt} ({_first_line(e)})") from None
+        raise UserError(f"{path}: cannot be read as {fmt} ({one_line(e, typed=True)})") from None
 
 
 def _arrow(path: str):
@@ -188,10 +176,10 @@ def _saved(path: Path, split: str):
     import datasets
 
     if (path / "dataset_dict.json").is_file():
-        try:
-            splits = json.loads((path / "dataset_dict.json").read_text())["splits"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise UserError(f"{path / 'dataset_dict.json'}: not a DatasetDict index ({_first_line(e)})") from None
+        splits = read_json_object(path / "dataset_dict.json").get("splits")
+        if not isinstance(splits, list) or not all(isinstance(s, str) for s in splits):
+            raise UserError(f"{path / 'dataset_dict.json'}: not a DatasetDict index (\"splits\" must be a list of "
+                            "split names)")
         if split not in splits:
             raise UserError(f"{path}: no split {split!r} (splits: {', '.join(splits)}); set data.split or "
                             "data.test_split, or take held-out problems from data.test_source")
@@ -201,13 +189,13 @@ def _saved(path: Path, split: str):
     else:
         raise UserError(f"{path}: a directory, but not one written by Dataset.save_to_disk or "
                         "DatasetDict.save_to_disk (no state.json or dataset_dict.json)")
+    if not read_json_object(target / "state.json").get("_data_files"):  # `datasets` fails on it obscurely
+        raise UserError(f"{label}: no rows (the split is empty)")
     try:
-        if not json.loads((target / "state.json").read_text()).get("_data_files"):  # `datasets` fails on it obscurely
-            raise UserError(f"{label}: no rows (the split is empty)")
         with _quiet():
             return datasets.load_from_disk(str(target)), label, prefix
     except _read_errors() as e:
-        raise UserError(f"{label}: cannot be read ({_first_line(e)})") from None
+        raise UserError(f"{label}: cannot be read ({one_line(e, typed=True)})") from None
 
 
 def _hub(name: str, split: str):
@@ -218,12 +206,7 @@ def _hub(name: str, split: str):
     try:
         return datasets.load_dataset(repo, config or None, split=split)
     except (*_read_errors(), ConnectionError, datasets.exceptions.DatasetNotFoundError) as e:
-        raise UserError(f"data.source {HUB}{name} (split {split!r}): {_first_line(e)}") from None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:300]}" if text else type(e).__name__
+        raise UserError(f"data.source {HUB}{name} (split {split!r}): {one_line(e, typed=True)}") from None
 
 
 # -------------------------------------------------------------------------------------------------------- schema
@@ -254,8 +237,8 @@ def _feature(features, column: str):
 
 
 def _check_schema(ds, label: str, fields: dict[str, str | None], require: Sequence[str],
-                  messages_field: str | None) -> tuple[str | None, bool]:
-    """Check columns and required values against the table; returns (the prompt column, whether it is chat)."""
+                  messages_field: str | None) -> str | None:
+    """Check columns and required values against the table; returns the prompt column (None: there is none)."""
     if ds.num_rows == 0:
         raise UserError(f"{label}: no rows (the split is empty)")
     features, columns = ds.features, ", ".join(ds.column_names)
@@ -286,7 +269,7 @@ def _check_schema(ds, label: str, fields: dict[str, str | None], require: Sequen
             _check_values(ds, label, col, kind, blank=name == "prompt")
     if "id" in features and _kind(features["id"]) not in ("text", "number"):
         raise UserError(f"{label}: column 'id' must hold text or numbers, got {features['id']}")
-    return prompt_col, chat
+    return prompt_col
 
 
 def _column(ds, column: str):

@@ -226,14 +226,11 @@ def write_split(cfg, split: str, out: str, *, num: int | None = None) -> int:
     """Write `split` of the world configured by `cfg` (a DataConfig) to a JSONL file; returns the count."""
     import json
 
-    from reasonrl.outputs import check_output_file
+    from reasonrl.outputs import check_output_file, write_atomic
     from reasonrl.tasks.sources import load_split
 
     path = check_output_file(out, "world --out")
     records = load_split(cfg, split, num=num)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records))
-    tmp.replace(path)
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
     print(f"wrote {len(records)} {split} problems (difficulty {cfg.difficulty}) to {path}")
     return len(records)

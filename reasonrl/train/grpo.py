@@ -25,6 +25,7 @@ from reasonrl.eval.evaluate import heldout_accuracy
 from reasonrl.model.tiny import num_params
 from reasonrl.reward import Reward, build_reward
 from reasonrl.reward.check import dry_run
+from reasonrl.reward.stats import merge_stat_sums
 from reasonrl.tasks.sources import load_split
 from reasonrl.train import fsdp, rl, step_metrics
 from reasonrl.train.run import finish_run, open_log, policy_and_optimizer, progress_bar, start_run
@@ -64,7 +65,7 @@ def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: 
         if not full:
             truncated += info["num_truncated"]
             score_time += info["time_score"]
-            reward_sums = rl.merge_stat_sums(reward_sums, info["reward_stats"])
+            reward_sums = merge_stat_sums(reward_sums, info["reward_stats"])
             num_seen += batch.size // group
             last = batch
             if cfg.rl.dynamic_sampling:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reasonrl import dist
+from reasonrl.outputs import write_atomic
 
 
 class MetricsLog:
@@ -26,10 +27,7 @@ class MetricsLog:
         self.last: dict = kept[-1] if kept else {}
         self.trackers = list(trackers)
         if dist.is_main():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".jsonl.tmp")
-            tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-            tmp.replace(self.path)
+            write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         for tracker in self.trackers:
             if tracker.new:  # first named on this resume: it gets the history so far
                 for line in kept:

@@ -36,7 +36,7 @@ from reasonrl.model.logprobs import sequence_logprobs
 from reasonrl.model.lora import adapters_off
 from reasonrl.model.value import token_values
 from reasonrl.reward import Responses, Reward
-from reasonrl.reward.stats import merge_stat_sums, reward_stat_sums  # noqa: F401 (grpo)
+from reasonrl.reward.stats import reward_stat_sums
 from reasonrl.rollout.sampler import Rollout, SamplingParams, sample
 from reasonrl.tasks.prompts import format_prompt, record_prompt
 from reasonrl.train import fsdp

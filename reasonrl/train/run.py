@@ -27,14 +27,21 @@ def start_run(cfg: Config):
     The trainer then reads its data and calls `open_log`. The trackers of `log.report_to` are checked here too
     (`trackers.check`), before the model is loaded."""
     dist.init(cfg.dist.backend)
-    run_dir = rundir.check(cfg)
-    trackers.check(cfg)
+    run_dir = check_run(cfg)
     torch.manual_seed(cfg.train.seed)
     resume_from = ckpt_lib.latest_checkpoint(run_dir) if cfg.train.resume else None
     lora = cfg.model.lora_r > 0  # a LoRA checkpoint holds the adapter alone: the base is `model.path`
     model, tokenizer = load_model(resume_from) if resume_from and not lora else load_or_build(cfg)
     model = prepare_for_training(model, cfg, adapter_dir=resume_from if lora else None)
     return run_dir, dist.device(), resume_from, model, tokenizer
+
+
+def check_run(cfg: Config, *, run_files: tuple[str, ...] = rundir.RUN_FILES) -> Path:
+    """Before anything is read or written: the run directory (`rundir.check`; `run_files`: what the command
+    writes there) and the trackers of `log.report_to` (`trackers.check`). Returns the run directory."""
+    run_dir = rundir.check(cfg, run_files=run_files)
+    trackers.check(cfg)
+    return run_dir
 
 
 def check_prompts(cfg: Config, model, tokenizer, records: Iterable[dict], chunk: int = 4096) -> None:
@@ -52,14 +59,17 @@ def check_prompts(cfg: Config, model, tokenizer, records: Iterable[dict], chunk:
 
 
 def open_log(cfg: Config, run_dir: Path, resume_step: int, *, model=None, tokenizer=None,
-             sampled: Iterable[dict] | None = None) -> MetricsLog:
+             sampled: Iterable[dict] | None = None, run_files: tuple[str, ...] = rundir.RUN_FILES) -> MetricsLog:
     """The first write of a run, once every input is read and validated: check that the problems the run will
-    sample from (`sampled`) fit the model, lock the run directory and write its config (`rundir.claim`), then
-    start the trackers and open the metrics log (resumed runs keep their lines up to `resume_step`)."""
+    sample from (`sampled`) fit the model, lock the run directory and write its config (`rundir.claim`; `run_files`
+    as in `check_run`), then start the trackers and open the metrics log (resumed runs keep their lines up to
+    `resume_step`). A run that samples problems (`sampled`: the trainers') warns when its held-out ones are its
+    training ones; rm-train samples none."""
     if sampled is not None:
         check_prompts(cfg, model, tokenizer, sampled)
-    rundir.claim(cfg, resume_step)
-    warn_if_heldout_is_train(cfg.data)
+    rundir.claim(cfg, resume_step, run_files=run_files)
+    if sampled is not None:
+        warn_if_heldout_is_train(cfg.data)
     return MetricsLog(run_dir, resume_step=resume_step, trackers=trackers.start(cfg, run_dir, resume_step))
 
 

@@ -1,16 +1,19 @@
 """Run directories: one run per directory, nothing lost and nothing mixed.
 
-A run directory holds `config.json` (the resolved config), `metrics.jsonl`, `checkpoints/`, `final/`, `plots/`,
-`resumes.jsonl` (what a resume changed) and what the trackers of `log.report_to` keep there (`tensorboard/`,
+A run directory holds `config.json` (the resolved config), `inputs.json` (fingerprints of the files the run read:
+`input_fingerprints`), `metrics.jsonl`, `checkpoints/`, `final/`, `plots/`, `resumes.jsonl` (what a resume changed)
+and what the trackers of `log.report_to` keep there (`tensorboard/`,
 `wandb/`, `trackers.json`). Two calls guard it:
 
 - `check(cfg)`, first thing in every trainer (rank 0 looks, read only): a fresh run into a directory that
   holds a run is refused unless `train.overwrite`; `train.resume` needs a checkpoint and a config that agrees
-  with the saved `config.json` except for `SAFE_TO_CHANGE` keys; a directory locked by a live process is refused.
+  with the saved `config.json` except for `SAFE_TO_CHANGE` keys, and inputs whose bytes are those recorded in
+  `inputs.json` (a retrained `model.path` at the same path is another base and reference model); a directory
+  locked by a live process is refused.
 - `claim(cfg, resume_step)`, once every input has been read and validated (rank 0 writes): lock the directory,
   move the old run aside on `train.overwrite` (into `.overwritten/`, deleted by `checkpoint.drop_overwritten` once
-  the new run has saved a checkpoint or its final output), write `config.json`, record changed safe keys in
-  `resumes.jsonl`.
+  the new run has saved a checkpoint or its final output), write `config.json` and (a fresh run) `inputs.json`,
+  record changed safe keys in `resumes.jsonl`.
 
 A directory "holds a run" when it holds any command's run files (`ALL_RUN_FILES`: a trainer's or rm-train's), and
 `--overwrite` replaces all of them, so no run is left half replaced by another command's. A fresh run's directory
@@ -32,12 +35,21 @@ from typing import Any
 
 from reasonrl import dist
 from reasonrl.config import Config, to_dict, write_resolved
-from reasonrl.errors import UserError
-from reasonrl.outputs import check_output_dir
+from reasonrl.errors import UserError, warn
+from reasonrl.outputs import (
+    MODEL_AND_DATA,
+    check_output_dir,
+    config_inputs,
+    fingerprint,
+    settings_changes,
+    write_atomic,
+)
 from reasonrl.train.checkpoint import OVERWRITTEN, latest_checkpoint
 from reasonrl.train.trackers import TRACKER_FILES
+from reasonrl.userfiles import read_json_object
 
-RUN_FILES = ("config.json", "metrics.jsonl", "checkpoints", "final", "plots", "resumes.jsonl", *TRACKER_FILES)
+INPUTS = "inputs.json"
+RUN_FILES = ("config.json", INPUTS, "metrics.jsonl", "checkpoints", "final", "plots", "resumes.jsonl", *TRACKER_FILES)
 ALL_RUN_FILES = (*RUN_FILES, "judge", "eval.json")  # and rm-train's (pairwise/rm_train.RUN_FILES)
 LOCK = ".lock"
 # Keys a resumed run may change: they steer how long it runs, what it logs and how often it evaluates or saves,
@@ -67,11 +79,12 @@ def existing_run(run_dir: Path, run_files: tuple[str, ...] = RUN_FILES) -> list[
 
 
 def config_changes(cfg: Config, saved: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """`section.key -> (saved, now)` for every key whose value differs from the saved resolved config."""
-    now = to_dict(cfg)
-    return {f"{section}.{key}": (old, now[section][key])
-            for section, table in saved.items() if section in now
-            for key, old in table.items() if key in now[section] and now[section][key] != old}
+    """`section.key -> (saved, now)` for every key whose value differs from the saved resolved config (keys on
+    one side only, from another version of reasonrl, are not compared: `outputs.settings_changes`)."""
+    def flat(config: dict[str, dict]) -> dict[str, Any]:
+        return {f"{section}.{key}": value for section, table in config.items() for key, value in table.items()}
+
+    return settings_changes(flat(saved), flat(to_dict(cfg)), shared_only=True)
 
 
 def _safe(key: str) -> bool:
@@ -79,13 +92,16 @@ def _safe(key: str) -> bool:
 
 
 def _saved_config(run_dir: Path) -> dict[str, Any]:
+    """The run's `config.json`: an object of sections, each an object (a UserError naming the file if not)."""
     path = run_dir / "config.json"
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"log.run_dir {run_dir}: --resume, but it has no config.json to compare with") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not a valid resolved config ({e})") from None
+    if not path.is_file():
+        raise UserError(f"log.run_dir {run_dir}: --resume, but it has no config.json to compare with")
+    saved = read_json_object(path)
+    for section, table in saved.items():
+        if not isinstance(table, dict):
+            raise UserError(f"{path}: not a valid resolved config (section {section!r} is a "
+                            f"{type(table).__name__}, not an object)")
+    return saved
 
 
 def check(cfg: Config, *, run_files: tuple[str, ...] = RUN_FILES) -> Path:
@@ -93,24 +109,46 @@ def check(cfg: Config, *, run_files: tuple[str, ...] = RUN_FILES) -> Path:
     Rank 0 looks and every rank raises its error: the broadcast also keeps rank 0 from claiming the directory
     (`claim`) before every rank has passed this check. `run_files`: what a run of the calling command writes
     (`reasonrl rm-train` adds its judge and report)."""
-    error = None
-    if dist.is_main():
-        try:
-            _check(cfg, run_files)
-        except UserError as e:
-            error = str(e)
-    error = dist.broadcast_object(error)
-    if error is not None:
-        raise UserError(error)
+    dist.main_decides(lambda: _check(cfg, run_files))
     return Path(cfg.log.run_dir)
 
 
 def run_inputs(cfg: Config) -> list[tuple[str, str]]:
     """The paths a run reads (`outputs.Inputs`): a fresh run's directory must not hold them among its files."""
-    keys = ("model.path", "model.tokenizer_path", "data.source", "data.test_source", "rl.critic_path",
-            "pairwise.judge_path", "pairwise.data", "swirl.judge")
-    values = [getattr(getattr(cfg, k.split(".")[0]), k.split(".")[1]) for k in keys]
-    return [(k, v) for k, v in zip(keys, values, strict=True) if v]
+    return config_inputs(cfg, (*MODEL_AND_DATA, "data.test_source", "rl.critic_path", "pairwise.judge_path",
+                               "pairwise.data", "swirl.judge"))
+
+
+FINGERPRINTED = ("model.path", "model.tokenizer_path", "rl.critic_path", "pairwise.judge_path", "swirl.judge",
+                 "data.source", "data.test_source")
+"""The inputs a resumed run reads again (the reference model and a LoRA run's base come from `model.path`)."""
+
+
+def input_fingerprints(cfg: Config) -> dict[str, str]:
+    """`key -> outputs.fingerprint` of each `FINGERPRINTED` input that is a file or directory here (not a hub model,
+    `synthetic`, a benchmark name or `swirl.judge = 'program'`): what `inputs.json` records."""
+    return {k: fingerprint(p) for k, p in run_inputs(cfg) if k in FINGERPRINTED and Path(p).exists()}
+
+
+def _check_inputs_unchanged(cfg: Config, run_dir: Path) -> None:
+    """A resume reads the inputs its run started from: each recorded in `inputs.json` has the same fingerprint (the
+    paths are in config.json, compared there). A run from before inputs were recorded resumes with a warning."""
+    path = run_dir / INPUTS
+    if not path.is_file():
+        warn(f"log.run_dir {run_dir}: no {INPUTS} (written before inputs were recorded), so the resume cannot check "
+             "that model.path and the other inputs hold what the run started from; recording them now")
+        return
+    saved = read_json_object(path)
+    if not all(isinstance(v, str) for v in saved.values()):
+        raise UserError(f"{path}: expected an object of input fingerprints (text values); delete it to resume "
+                        "without the check")
+    now, paths = input_fingerprints(cfg), dict(run_inputs(cfg))
+    for key, old in saved.items():
+        if now.get(key) != old:
+            how = ("no longer exists" if key not in now else
+                   f"holds other bytes than when the run started (fingerprint {old} -> {now[key]}; retrained?)")
+            raise UserError(f"log.run_dir {run_dir}: --resume, but {key} {paths.get(key)} {how}: resume with the "
+                            "inputs the run started from, or start a new run")
 
 
 def _check(cfg: Config, run_files: tuple[str, ...]) -> None:
@@ -132,6 +170,7 @@ def _check(cfg: Config, run_files: tuple[str, ...]) -> None:
         if "train.steps" in changes and t.steps < changes["train.steps"][0]:
             raise UserError(f"log.run_dir {run_dir}: --resume may extend train.steps, not shorten it "
                             f"({changes['train.steps'][0]} -> {t.steps})")
+        _check_inputs_unchanged(cfg, run_dir)
     elif (present := existing_run(run_dir, ALL_RUN_FILES)) and not t.overwrite:
         raise UserError(_used(run_dir, present, run_files))
     holder = _live_holder(run_dir / LOCK)
@@ -157,15 +196,7 @@ def _aside_note(run_dir: Path) -> str:
 def claim(cfg: Config, resume_step: int, *, run_files: tuple[str, ...] = RUN_FILES) -> None:
     """Lock the run directory and write the run's config (rank 0; every rank raises the same error). Call it
     after every input has been read and validated, before the first write; `run_files` as in `check`."""
-    error = None
-    if dist.is_main():
-        try:
-            _claim(cfg, Path(cfg.log.run_dir), resume_step, run_files)
-        except UserError as e:
-            error = str(e)
-    error = dist.broadcast_object(error)
-    if error is not None:
-        raise UserError(error)
+    dist.main_decides(lambda: _claim(cfg, Path(cfg.log.run_dir), resume_step, run_files))
 
 
 def _claim(cfg: Config, run_dir: Path, resume_step: int, run_files: tuple[str, ...]) -> None:
@@ -186,6 +217,8 @@ def _claim(cfg: Config, run_dir: Path, resume_step: int, run_files: tuple[str, .
         if cfg.train.overwrite:
             set_aside(run_dir)
     write_resolved(cfg, run_dir)
+    if not cfg.train.resume or not (run_dir / INPUTS).is_file():  # a resume keeps what its run started from
+        write_atomic(run_dir / INPUTS, json.dumps(input_fingerprints(cfg), indent=2) + "\n")
 
 
 def _remove(p: Path) -> None:

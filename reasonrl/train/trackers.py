@@ -25,7 +25,9 @@ from typing import Any
 
 from reasonrl import dist
 from reasonrl.config import Config, LogConfig, to_dict
-from reasonrl.errors import UserError
+from reasonrl.errors import UserError, one_line
+from reasonrl.outputs import write_atomic
+from reasonrl.userfiles import read_json_object
 
 TRACKER_FILES = ("tensorboard", "wandb", "trackers.json")  # what trackers write into a run directory
 IDS_FILE = "trackers.json"
@@ -39,18 +41,16 @@ def check(cfg: Config) -> None:
     credentials, an MLflow tracking store that cannot be used. Rank 0 looks; every rank raises its error."""
     if not cfg.log.report_to:
         return
-    error = None
-    if dist.is_main():
-        try:
-            _check(cfg.log)
-        except UserError as e:
-            error = str(e)
-    error = dist.broadcast_object(error)
-    if error is not None:
-        raise UserError(error)
+    dist.main_decides(lambda: _check(cfg))
 
 
-def _check(log: LogConfig) -> None:
+def _check(cfg: Config) -> None:
+    _check_log(cfg.log)
+    if cfg.train.resume:  # a damaged trackers.json is refused before the run directory is claimed
+        read_ids(Path(cfg.log.run_dir))
+
+
+def _check_log(log: LogConfig) -> None:
     for name in log.report_to:
         for module in _MODULES[name]:
             try:
@@ -63,7 +63,7 @@ def _check(log: LogConfig) -> None:
         try:  # no network (verify=False); prompts at a terminal, raises without one and without credentials
             wandb.login(verify=False)
         except wandb.errors.Error as e:
-            raise UserError(f"log.report_to: wandb cannot log in ({_first_line(e)}); run `wandb login`, set "
+            raise UserError(f"log.report_to: wandb cannot log in ({one_line(e, typed=True)}); run `wandb login`, set "
                             "WANDB_API_KEY, or WANDB_MODE=offline") from None
     if "mlflow" in log.report_to:
         import mlflow
@@ -72,8 +72,8 @@ def _check(log: LogConfig) -> None:
         try:
             mlflow.MlflowClient(uri).search_experiments(max_results=1)
         except Exception as e:  # whatever the store raises (a missing driver, a server down, a refused store)
-            raise UserError(f"log.report_to: mlflow cannot use its tracking store {uri} ({_first_line(e)}); set "
-                            "MLFLOW_TRACKING_URI") from None
+            raise UserError(f"log.report_to: mlflow cannot use its tracking store {uri} "
+                            f"({one_line(e, typed=True)}); set MLFLOW_TRACKING_URI") from None
 
 
 def start(cfg: Config, run_dir: Path, resume_step: int) -> list:
@@ -82,16 +82,7 @@ def start(cfg: Config, run_dir: Path, resume_step: int) -> list:
     tracker that fails to start is one UserError on every rank."""
     if not cfg.log.report_to:
         return []
-    trackers, error = [], None
-    if dist.is_main():
-        try:
-            trackers = _start(cfg, Path(run_dir), resume_step)
-        except UserError as e:
-            error = str(e)
-    error = dist.broadcast_object(error)
-    if error is not None:
-        raise UserError(error)
-    return trackers
+    return dist.main_decides(lambda: _start(cfg, Path(run_dir), resume_step)) or []
 
 
 def _start(cfg: Config, run_dir: Path, resume_step: int) -> list:
@@ -104,13 +95,11 @@ def _start(cfg: Config, run_dir: Path, resume_step: int) -> list:
         except Exception as e:  # a third-party tracker failing to start, for any reason: one line
             for tracker in started:
                 tracker.finish(ok=False)
-            message = str(e) if isinstance(e, UserError) else _first_line(e)
+            message = str(e) if isinstance(e, UserError) else one_line(e, typed=True)
             raise UserError(f"log.report_to: {name} failed to start: {message}") from None
     ids.update({t.name: t.run_id for t in started if t.run_id})
     if ids:
-        tmp = run_dir / f"{IDS_FILE}.tmp"
-        tmp.write_text(json.dumps(ids, indent=2) + "\n")
-        tmp.replace(run_dir / IDS_FILE)
+        write_atomic(run_dir / IDS_FILE, json.dumps(ids, indent=2) + "\n")
     _STARTED.extend(started)
     return started
 
@@ -120,12 +109,11 @@ def read_ids(run_dir: Path) -> dict[str, dict]:
     path = Path(run_dir) / IDS_FILE
     if not path.is_file():
         return {}
-    try:
-        ids = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise UserError(f"{path}: not valid JSON ({e}); delete it to start new tracker runs") from None
-    if not isinstance(ids, dict):
-        raise UserError(f"{path}: expected a JSON object of tracker run ids")
+    ids = read_json_object(path)
+    for name, saved in ids.items():
+        if not isinstance(saved, dict):
+            raise UserError(f"{path}: {name!r} must be an object of run ids, got {type(saved).__name__}; delete the "
+                            "file to start new tracker runs")
     return ids
 
 
@@ -133,11 +121,6 @@ def flat_config(config: dict[str, dict]) -> dict[str, Any]:
     """`{"section.key": value}`; lists as JSON text (TensorBoard's and MLflow's hyperparameters are scalars)."""
     return {f"{section}.{key}": json.dumps(value) if isinstance(value, list) else value
             for section, table in config.items() for key, value in table.items()}
-
-
-def _first_line(e: BaseException) -> str:
-    lines = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {lines[0][:300]}" if lines else type(e).__name__
 
 
 def _forget(tracker) -> None:

@@ -38,7 +38,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory, micro_model_dir):
+def files(tmp_path_factory, micro_model_dir, finished_run):
     """Bad inputs on disk, by name."""
     d = tmp_path_factory.mktemp("bad_files")
     good = '{"prompt": "Ana has 2 pens. She buys 1 more. How many pens does Ana have now?", ' \
@@ -57,6 +57,11 @@ def files(tmp_path_factory, micro_model_dir):
         shutil.copytree(micro_model_dir, d / name)
         weights = d / name / "model.safetensors"
         weights.write_bytes(damage(weights.read_bytes()))
+    for name, file, text in [("run_config_list", "config.json", "[1, 2]\n"),  # finished runs, one file damaged
+                             ("run_config_section", "config.json", '{"train": 3}\n'),
+                             ("run_tracker_ids", "trackers.json", '{"tensorboard": "abc"}\n')]:
+        shutil.copytree(finished_run, d / name)
+        (d / name / file).write_text(text)
     return d
 
 
@@ -159,6 +164,13 @@ CASES = [
     ("rl_into_a_finished_run", ["rl"], "already holds a run"),
     ("resume_with_changed_lr", ["sft", "--resume", "--optim.lr=0.1"], "optim.lr"),
     ("resume_and_overwrite", ["sft", "--resume", "--overwrite"], "--resume and --overwrite"),
+    ("resume_config_json_not_an_object", ["sft", "--resume", "--log.run_dir={f:run_config_list}"],
+     "run_config_list/config.json: expected a JSON object, got list"),
+    ("resume_config_json_section_not_a_table", ["sft", "--resume", "--log.run_dir={f:run_config_section}"],
+     "run_config_section/config.json: not a valid resolved config (section 'train' is a int, not an object)"),
+    ("resume_trackers_json_ids_not_objects", ["sft", "--resume", "--log.run_dir={f:run_tracker_ids}",
+                                              '--log.report_to=["tensorboard"]'],
+     "run_tracker_ids/trackers.json: 'tensorboard' must be an object of run ids, got str"),
     ("resume_nothing_to_resume", ["sft", "--resume", "--log.run_dir={f:a_dir}/never_ran"], "nothing to resume"),
 ]
 

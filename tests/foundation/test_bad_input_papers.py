@@ -98,12 +98,13 @@ def files(tmp_path_factory, micro_model_dir, world_tokenizer):
     shutil.copytree(d / "judge", d / "judge_no_tokenizer")
     for p in (d / "judge_no_tokenizer").glob("tokenizer*"):
         p.unlink()
-    # states for the process reward without a field its judge reads
-    qa = {"prompt": "Question: Where was the manager of Tova Fenn born?\n", "answer": "Harlow", "task": "qa",
-          "relation": "manager", "attribute": "city"}
-    (d / "states_no_subject.jsonl").write_text(json.dumps(qa) + "\n")
-    math = {"prompt": "Question: Ana has 2 pens and buys 1. How many?\n", "answer": "3", "task": "math"}
-    (d / "states_no_ops.jsonl").write_text(json.dumps(math) + "\n")
+    # states for the process reward: a good one (its judge reads only `task` and the state), one without the
+    # `task` field and one with a task the judge does not know
+    qa = {"prompt": "Question: Where was the manager of Tova Fenn born?\n", "answer": "Harlow", "task": "qa"}
+    (d / "states.jsonl").write_text(json.dumps(qa) + "\n")
+    (d / "states_no_task.jsonl").write_text(json.dumps({k: v for k, v in qa.items() if k != "task"}) + "\n")
+    math = {"prompt": "Question: Ana has 2 pens and buys 1. How many?\n", "answer": "3", "task": "chess"}
+    (d / "states_unknown_task.jsonl").write_text(json.dumps(math) + "\n")
     # preference files
     (d / "prefs_binary.jsonl").write_bytes(bytes(range(256)) * 8)
     pair = {"prompt": "What is 1 + 1?", "chosen": "2", "rejected": "3"}
@@ -160,14 +161,15 @@ CASES = [
      "pairwise.judge_path: "),
     ("pairwise_reference_anchor_missing_field", [*PAIRWISE, "--pairwise.judge_path={f:judge}",
                                                  "--pairwise.anchor_field=solution"], "no text field 'solution'"),
-    ("process_states_without_subject", ["rl", "--overwrite", "--reward.kind=process",
-                                        "--data.source={f:states_no_subject.jsonl}"], "has no 'subject' field"),
-    ("process_states_without_ops", ["rl", "--overwrite", "--rl.algo=grpo", "--reward.kind=process",
-                                    "--data.source={f:states_no_ops.jsonl}"], "has no 'ops' field"),
+    ("process_states_without_task", ["rl", "--overwrite", "--reward.kind=process",
+                                     "--data.source={f:states_no_task.jsonl}"], "has no 'task' field"),
+    ("process_states_unknown_task", ["rl", "--overwrite", "--rl.algo=grpo", "--reward.kind=process",
+                                     "--data.source={f:states_unknown_task.jsonl}"],
+     "field 'task' must be one of qa, math, got 'chess'"),
     ("process_judge_not_a_model", ["rl", "--overwrite", "--reward.kind=process", "--swirl.judge={f:a_dir}",
-                                   "--data.source={f:states_no_subject.jsonl}"], "swirl.judge: "),
+                                   "--data.source={f:states.jsonl}"], "swirl.judge: "),
     ("process_judge_truncated", ["rl", "--overwrite", "--reward.kind=process", "--swirl.judge={f:truncated_model}",
-                                 "--data.source={f:states_no_subject.jsonl}"], "swirl.judge: "),
+                                 "--data.source={f:states.jsonl}"], "swirl.judge: "),
     ("rl_model_inside_the_run_it_overwrites", ["rl", "--overwrite", "--model.path={run}/final"],
      "contains the input model.path"),
     ("rm_train_model_inside_the_run", ["rm-train", "--overwrite", "--model.path={run}/final"],
@@ -202,7 +204,7 @@ CASES = [
     ("compare_out_is_an_input", ["eval", "--compare", "{f:eval_a}", "{f:eval_b}", "--out", "{f:eval_b}"],
      "is also the input B"),
     ("compare_onto_a_previous_compare", ["eval", "--compare", "{f:eval_a}", "{f:eval_b}", "--out", "{f:compared}"],
-     "already holds compare.json"),
+     "already holds a comparison (compare.json)"),
     ("retro_out_is_the_data", [*RETRO[:1], "--model", "{f:model}", "--data", "{f:traces_no_newline.jsonl}",
                                "--out", "{f:traces_no_newline.jsonl}", "--resume", "--synthetic"],
      "is also the input --data"),

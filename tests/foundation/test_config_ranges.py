@@ -64,7 +64,8 @@ def test_a_docstring_can_allow_inf(monkeypatch):
     ("--eval.pass_k=[1, 0]", "eval.pass_k[1] must be >= 1, got 0"),
     ("--train.seed=-1", "train.seed must be >= 0, got -1"),
     ("--rl.alpha=0", "rl.alpha must be a finite number > 0, got 0.0"),
-    ("--data.prompt_template=\udcff{prompt}", "data.prompt_template is not valid Unicode text"),
+    ("--data.prompt_template=\udcff{prompt}", "data.prompt_template is not valid Unicode text (a lone surrogate "
+     "'\\udcff' at character 0"),
 ])
 def test_out_of_range_values_name_the_key(override, needle):
     with pytest.raises(UserError) as e:

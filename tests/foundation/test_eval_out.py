@@ -40,6 +40,6 @@ def test_compare_overwrite_and_a_zero_length(tmp_path, cli):
     (row,) = json.loads((out / "compare.json").read_text())["rows"]
     assert math.isnan(row["len_ratio"]) and row["len_B"] == 5.0  # no ratio to a zero length, no crash
     code, _, err = cli(*args)
-    assert code == 2 and "already holds compare.json: pass --overwrite" in err, err
+    assert code == 2 and "already holds a comparison (compare.json): pass --overwrite" in err, err
     code, _, err = cli(*args, "--overwrite")
     assert code == 0, err

@@ -68,7 +68,7 @@ def test_a_directory_output_holding_an_input_is_refused_only_where_it_writes(tre
 
 def test_a_previous_output_needs_overwrite(tree):
     (tree / "run" / "summary.json").write_text("{}")
-    with pytest.raises(UserError, match=r"already holds an evaluation: pass --overwrite"):
+    with pytest.raises(UserError, match=r"already holds an evaluation \(summary.json\): pass --overwrite"):
         check_previous(tree / "run", "eval --out", ("summary.json", "samples.jsonl"), desc="an evaluation",
                        overwrite=False)
     assert check_previous(tree / "run", "eval --out", ("summary.json", "samples.jsonl"), desc="x",
@@ -117,3 +117,44 @@ def test_settings_resume_rule(tmp_path):
         check_settings(out, settings_path, now, resume=True, overwrite=False, **kw)
     assert "old_key 1 -> None, temperature 0.9 -> 0.6" in str(e.value)
     assert settings_changes({"a": 1, "b": 2}, {"a": 1, "b": 3}) == {"b": (2, 3)}
+
+
+def test_a_run_config_compares_only_the_keys_both_sides_have():
+    """rundir.config_changes goes through settings_changes(shared_only=True): a key a newer reasonrl added (or an
+    older one had) does not refuse a resume; a changed value still does. Mutation: shared_only ignored -> fails."""
+    from reasonrl.config import load_config, to_dict
+    from reasonrl.train.rundir import config_changes
+
+    saved, now = {"a": 1, "gone": 2, "b": 3}, {"a": 1, "added": 4, "b": 5}
+    assert settings_changes(saved, now, shared_only=True) == {"b": (3, 5)}
+    assert settings_changes(saved, now) == {"added": (None, 4), "b": (3, 5), "gone": (2, None)}
+    cfg = load_config(None, ["--optim.lr=0.5"])
+    old = to_dict(cfg)
+    old["optim"]["lr"], old["train"]["from_an_old_version"] = 0.25, 1
+    del old["train"]["steps"]
+    assert config_changes(cfg, old) == {"optim.lr": (0.25, 0.5)}
+
+
+def test_read_appended_cuts_a_torn_last_line_off_the_file(tmp_path):
+    """The resumable writers (retro-search --out, swirl trajectories) read through read_appended. Mutation: not
+    truncating the file -> the next append would join the torn line, and the file assertion fails."""
+    from reasonrl.outputs import read_appended
+
+    path = tmp_path / "out.jsonl"
+    assert read_appended(path) == b""  # no file: nothing done yet
+    path.write_bytes(b'{"a": 1}\n{"b": 2}\n{"c": ')
+    assert read_appended(path) == b'{"a": 1}\n{"b": 2}\n'
+    assert path.read_bytes() == b'{"a": 1}\n{"b": 2}\n'
+    assert read_appended(path) == path.read_bytes()  # complete lines are left alone
+
+
+def test_config_inputs_names_the_set_paths_by_key():
+    """One helper lists a command's inputs by config key (rundir.run_inputs, eval's and concise select's --out
+    checks). Mutation: keeping unset keys -> ('model.tokenizer_path', '') appears."""
+    from reasonrl.config import load_config
+    from reasonrl.outputs import MODEL_AND_DATA, config_inputs
+    from reasonrl.train.rundir import run_inputs
+
+    cfg = load_config(None, ["--model.path=m", "--data.source=d.jsonl", "--model.tokenizer_path="])
+    assert config_inputs(cfg, MODEL_AND_DATA) == [("model.path", "m"), ("data.source", "d.jsonl")]
+    assert run_inputs(cfg)[:2] == [("model.path", "m"), ("data.source", "d.jsonl")]

@@ -38,7 +38,7 @@ def test_a_new_run_that_dies_before_its_first_checkpoint_leaves_the_old_run_asid
             cli(*sft, "--overwrite", "--train.steps=3")
         rundir.release_all()  # what the process's exit does
         assert _snapshot(run / ASIDE) == before  # every file of the old run, unchanged, aside
-        assert sorted(p.name for p in run.iterdir()) == sorted([ASIDE, "config.json", "metrics.jsonl"])
+        assert sorted(p.name for p in run.iterdir()) == sorted([ASIDE, "config.json", "inputs.json", "metrics.jsonl"])
         assert json.loads((run / "config.json").read_text())["train"]["steps"] == 3  # the new run's start
 
         code, _, err = cli(*sft)  # a fresh run is refused and told where the old run is

@@ -84,6 +84,41 @@ def test_resuming_a_finished_run_appends_no_line(cli, run, base):
     assert (run / "metrics.jsonl").read_bytes() == before
 
 
+def test_resume_refuses_another_model_at_the_same_path(cli, tmp_path, base, micro_model_dir, world_tokenizer):
+    """A resume reloads the reference model and a LoRA base from model.path: a retrained model at the same path
+    (`sft --overwrite` into it) is refused, naming the key; the same bytes moved away and back resume. Mutation:
+    not comparing inputs.json on --resume -> the retrained model resumes (exit 0)."""
+    from reasonrl.model.tiny import build_model
+
+    model, run = tmp_path / "model", tmp_path / "fresh"
+    shutil.copytree(micro_model_dir, model)
+    args = [*base, f"--log.run_dir={run}", f"--model.path={model}", "--train.steps=1"]
+    code, _, err = cli(*args)
+    assert code == 0, err
+    assert set(json.loads((run / "inputs.json").read_text())) == {"model.path", "model.tokenizer_path"}
+    shutil.move(model, tmp_path / "aside")
+    build_model("micro", world_tokenizer, seed=1).save_pretrained(model)  # another model of the same shape
+    world_tokenizer.save_pretrained(model)
+    code, _, err = cli(*args, "--resume", "--train.steps=2")
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert f"--resume, but model.path {model} holds other bytes than when the run started" in err, err
+    assert _steps(run) == [1]
+    shutil.rmtree(model)
+    shutil.move(tmp_path / "aside", model)  # the run's own model again, moved back: the same bytes
+    code, _, err = cli(*args, "--resume", "--train.steps=2")
+    assert code == 0, err
+    assert _steps(run) == [1, 2]
+
+
+def test_a_run_from_before_inputs_were_recorded_resumes_with_a_warning(cli, run, base):
+    (run / "inputs.json").unlink()
+    code, _, err = cli(*base, "--resume", "--train.steps=3")
+    assert code == 0, err
+    assert err.count("reasonrl: warning: ") == 1 and "no inputs.json" in err, err
+    assert "model.tokenizer_path" in json.loads((run / "inputs.json").read_text())  # recorded from now on
+    assert _steps(run)[-1] == 3
+
+
 def test_a_live_lock_refuses_at_once_and_a_dead_one_is_stale(cli, tmp_path, base):
     fresh = tmp_path / "fresh"
     fresh.mkdir()

@@ -323,3 +323,16 @@ def test_build_prompt_user_errors():
         build_prompt({"question": "q", "adversarial_cot": "c"}, template="{question}")
     with pytest.raises(UserError, match="must contain {trigger}"):
         build_prompt({"question": "q", "adversarial_cot": "c"}, template="{question}{cot}")
+
+
+def test_a_gsm8k_file_gets_the_data_loaders_checks(tmp_path):
+    """read_jsonl goes through tasks.datasets.read_objects: bad bytes and a line that is not an object are one
+    UserError naming file:line (bytes not UTF-8 escaped as a UnicodeDecodeError before). Mutation: the old
+    json.loads reader -> the first case raises UnicodeDecodeError."""
+    path = tmp_path / "bytes.jsonl"
+    path.write_bytes(b'{"question": "caf\xe9", "answer": "#### 1"}\n')
+    with pytest.raises(UserError, match=r"bytes.jsonl:1: not valid JSON"):
+        build_gsm8k_set(path)
+    listed = _write_jsonl(tmp_path / "list.jsonl", [{"question": MIA_Q, "answer": MIA_A}, [1, 2]])
+    with pytest.raises(UserError, match=r"list.jsonl:2: expected a JSON object, got list"):
+        build_gsm8k_set(listed)

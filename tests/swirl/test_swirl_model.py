@@ -98,6 +98,27 @@ def test_process_reward_kind_scores_actions(tmp_path, world):
     assert scored.stats["process_good"] == 0.25
 
 
+def test_process_reward_needs_only_the_task_of_a_state(tmp_path, world):
+    # The programmatic judge reads a state's `task` and its text, nothing else of the world: states without
+    # subject / relation / attribute are scored as those with them. Mutation: requiring the world fields again
+    # (the old PROGRAM_JUDGE_FIELDS check) refuses them with a UserError.
+    path, rows = _states_file(tmp_path, world, n=2)
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text("".join(json.dumps({k: r[k] for k in ("id", "prompt", "task", "answer")}) + "\n" for r in rows))
+    texts = [f"<search_query>{rows[0]['subject']}</search_query>", "<answer>Tarrow</answer>",
+             "<search_query>Nobody Here</search_query>", f"<search_query>{rows[1]['subject']}</search_query>"]
+    scores = []
+    for source in (path, bare):
+        cfg = load_config(None, ["--reward.kind=process", f"--data.source={source}"])
+        records = [r for r in load_split(cfg.data, "train") for _ in range(2)]
+        scored = build_reward(cfg)(Responses(records=records, prompts=[r["prompt"] for r in records], texts=texts,
+                                             lengths=torch.tensor([5, 5, 5, 5]),
+                                             truncated=torch.zeros(4, dtype=torch.bool),
+                                             group=torch.tensor([0, 0, 1, 1])))
+        scores.append(scored.scores.tolist())
+    assert scores[0] == scores[1] == [1.0, 0.0, 0.0, 0.0]
+
+
 class _Scripted:
     """A stand-in for `sample`: answers each state with the next scripted action of its record."""
 

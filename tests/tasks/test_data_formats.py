@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -248,6 +249,11 @@ def _bad_sources(d: Path) -> dict[str, tuple[Path, list[str]]]:
     datasets.Dataset(schema.empty_table()).save_to_disk(str(d / "only_empty"))  # no data files at all
     (d / "header_only.csv").write_text("question,answer\n")
     (d / "blank.json").write_text("")
+    for name, file, text in [("index_not_object", "dataset_dict.json", "[1]"),
+                             ("index_splits_not_list", "dataset_dict.json", '{"splits": 3}'),
+                             ("state_not_object", "train/state.json", "[]")]:
+        shutil.copytree(d / "only_train", d / name)
+        (d / name / file).write_text(text)
     return {
         "missing_file": (d / "absent.parquet", []),
         "missing_column": (_parquet(d / "no_answer.parquet", [{"question": "q"}]), []),
@@ -261,6 +267,9 @@ def _bad_sources(d: Path) -> dict[str, tuple[Path, list[str]]]:
         "nan_answer": (_parquet(d / "nan.parquet", [{"question": "q", "answer": float("nan")}]), []),
         "no_split": (d / "only_train", []),
         "not_saved": (d / "not_saved", []),
+        "index_not_object": (d / "index_not_object", []),
+        "index_splits_not_list": (d / "index_splits_not_list", []),
+        "state_not_object": (d / "state_not_object", []),
         "corrupt": (d / "corrupt.parquet", []),
         "messages_not_chat": (d / "text.csv", ["--data.prompt_field=prompt"]),
     }
@@ -279,6 +288,9 @@ BAD = {  # name -> what the one line says, after the source's name
     "nan_answer": "nan.parquet: row 0: column 'answer' is not a finite number",
     "no_split": "only_train: no split 'test' (splits: train)",
     "not_saved": "not_saved: a directory, but not one written by Dataset.save_to_disk",
+    "index_not_object": "index_not_object/dataset_dict.json: expected a JSON object, got list",
+    "index_splits_not_list": "index_splits_not_list/dataset_dict.json: not a DatasetDict index (\"splits\" must be",
+    "state_not_object": "state_not_object/train/state.json: expected a JSON object, got list",
     "corrupt": "corrupt.parquet: cannot be read as parquet (",
     "messages_not_chat": "text.csv: column 'messages' must hold chat messages",
 }
