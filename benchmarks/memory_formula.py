@@ -14,9 +14,11 @@ Per process, in bytes (P: policy parameters, T: trainable ones; w: bytes per wei
                                        them (entropy), alive together in the loss (`model.logprobs`)
 
 Sharding over n processes (FSDP2) divides weights, gradients, optimizer states, reference and critic by n and adds
-one gathered block. The step's peak is the resident part (weights, reference, critic, optimizer states) plus the
-largest phase: the rollout (kv cache), the critic update (its gradients or activations) or the policy update
-(its gradients, or activations and logits: `step_memory`).
+one gathered block; a LoRA critic then holds a shard of the base of its own (`train/fsdp.py`: sharding gives each
+model its own shards), and a "gathered" rollout decodes from a whole copy of the policy (P w more in the rollout).
+The step's peak is the resident part (weights, reference, critic, optimizer states) plus the largest phase: the
+rollout (kv cache), the critic update (its gradients or activations) or the policy update (its gradients, or
+activations and logits: `step_memory`).
 """
 
 from __future__ import annotations
@@ -85,10 +87,12 @@ def act_per_token(s: Shape, *, checkpointing: bool, lora_r: int = 0) -> int:
 
 
 def step_memory(s: Shape, *, algo: str, lora_r: int = 0, checkpointing: bool = False, shards: int = 1,
-                w: int = 4, a: int = 4, tokens: int, rollout_rows: int, rollout_len: int) -> dict[str, float]:
+                w: int = 4, a: int = 4, tokens: int, rollout_rows: int, rollout_len: int,
+                gathered_rollout: bool = False) -> dict[str, float]:
     """Bytes per process of one step (`algo` "ppo": critic and reference; "grpo": reference; "sft": neither, no
     rollout), by component and the peak (see the module docstring). `tokens`: this process's update minibatch
-    tokens; the rollout holds `rollout_rows` sequences of `rollout_len` tokens.
+    tokens; the rollout holds `rollout_rows` sequences of `rollout_len` tokens, decoded (with `shards > 1`) from a
+    whole copy of the policy when `gathered_rollout`.
 
     Within an update, gradients and activations mostly do not coexist (the backward pass frees each block's
     activations as it fills that block's gradients), so the phase counts the larger of the two; with checkpointing
@@ -100,7 +104,7 @@ def step_memory(s: Shape, *, algo: str, lora_r: int = 0, checkpointing: bool = F
     gathered = s.block_params() * w if shards > 1 else 0  # FSDP2: one block all-gathered at a time
     recomputed = block_per_token(s, lora_r=lora_r) if checkpointing else 0
     out = {
-        "weights": p * w / shards + (trainable * w if lora_r else 0),
+        "weights": (p + (trainable if lora_r else 0)) * w / shards,
         "gradients": trainable * w / shards,
         "optimizer": 8 * trainable / shards,
         "reference": 0 if lora_r or algo == "sft" else p * w / shards,
@@ -112,10 +116,12 @@ def step_memory(s: Shape, *, algo: str, lora_r: int = 0, checkpointing: bool = F
     critic_grads = 0.0
     if algo == "ppo":
         critic_grads = critic_trainable * w / shards
-        resident = (critic_trainable * w if lora_r else critic_p * w / shards) + 8 * critic_trainable / shards
+        own_base = 0 if lora_r and shards == 1 else critic_p - (s.hidden + 1 if lora_r else 0)  # LoRA: frozen
+        resident = (own_base + (critic_trainable if lora_r else 0)) * w / shards + 8 * critic_trainable / shards
         out["critic"] = resident + critic_grads
     resident = out["weights"] + out["optimizer"] + out["reference"] + out["critic"] - critic_grads + gathered
-    phases = [out["kv_cache"], max(critic_grads, out["activations"]),
+    out["decoding_copy"] = (p + (trainable if lora_r else 0)) * w if gathered_rollout and shards > 1 else 0
+    phases = [out["kv_cache"] + out["decoding_copy"], max(critic_grads, out["activations"]),
               max(out["gradients"], out["activations"] + out["logits"])]
     out["peak"] = resident + max(phases)
     return out

@@ -141,12 +141,15 @@ def decoding_model(model: torch.nn.Module, mode: str, sync_every: int) -> tuple[
 
 def gathered_replica(model: torch.nn.Module) -> torch.nn.Module:
     """A plain copy of an FSDP2-sharded Hugging Face model for decoding: the model's own class (no FSDP hooks, so
-    no communication during decoding), every parameter its full tensor (`DTensor.full_tensor()`: one all-gather
-    per parameter, in the same order on every process; tied parameters stay tied and are gathered once),
-    buffers shared, no gradients, eval mode. Collective. One full copy of the parameters on every process,
-    freed when the caller drops it."""
+    no communication during decoding) with the same LoRA adapters injected when it has them (peft's config: the
+    copy computes what the model computes, adapters unmerged), every parameter its full tensor
+    (`DTensor.full_tensor()`: one all-gather per parameter, in the same order on every process; tied parameters
+    stay tied and are gathered once), buffers shared, no gradients, eval mode. Collective. One full copy of the
+    parameters on every process, freed when the caller drops it."""
     import copy
 
+    from peft import inject_adapter_in_model
+    from peft.tuners.tuners_utils import BaseTunerLayer
     from torch.distributed.fsdp import FSDPModule
     from torch.distributed.tensor import DTensor
     from transformers import PreTrainedModel
@@ -155,6 +158,9 @@ def gathered_replica(model: torch.nn.Module) -> torch.nn.Module:
     cls = next(c for c in type(model).__mro__ if not issubclass(c, FSDPModule))  # fully_shard subclasses it
     with torch.device("meta"):
         replica = cls(copy.deepcopy(model.config))
+        if any(isinstance(m, BaseTunerLayer) for m in model.modules()):  # LoRA (`model.lora`): the same adapters
+            for name, config in model.peft_config.items():
+                inject_adapter_in_model(copy.deepcopy(config), replica, adapter_name=name)
     full: dict[int, torch.nn.Parameter] = {}
     with torch.no_grad():
         for name, p in model.named_parameters(remove_duplicate=False):

@@ -14,6 +14,7 @@ import torch
 from safetensors import SafetensorError
 from transformers import AutoConfig, AutoModelForTokenClassification, PreTrainedModel
 
+from reasonrl import dist
 from reasonrl.errors import UserError
 from reasonrl.model.logprobs import position_ids, shared_prompt_logits
 
@@ -21,9 +22,12 @@ from reasonrl.model.logprobs import position_ids, shared_prompt_logits
 def value_model_from_policy(policy: PreTrainedModel) -> PreTrainedModel:
     """A critic with the policy's backbone weights and a zero head (initial values 0). For a policy with LoRA
     adapters, whose base is frozen, the critic's backbone holds the policy's base Parameter objects themselves: policy,
-    reference and critic keep one copy of the base between them (and `.to(device)` moves it once)."""
+    reference and critic keep one copy of the base between them (and `.to(device)` moves it once). Under FSDP2 each
+    model is sharded on its own, so each gets its own shards of that base (`train/fsdp.py`): build the critic from
+    the policy before the policy is sharded."""
     from reasonrl.model import lora
 
+    assert not dist.is_sharded(policy), "build the critic before sharding the policy: it starts from its whole weights"
     config = copy.deepcopy(policy.config)
     config.num_labels = 1
     config.classifier_dropout = 0.0

@@ -13,7 +13,13 @@ on a masked stand-in); what this module adds:
 - the reference model (`reference_model`): sharded too, frozen (and on resume the initial policy, not the
   checkpoint's);
 - dynamic sampling: a process that holds its share keeps sampling with the others (`grpo.collect`);
-- optimizer states: sharded, saved per process (`rl.save_rl_checkpoint`).
+- optimizer states: sharded, saved per process (`rl.save_rl_checkpoint`);
+- LoRA (`model.lora_r`): the reference is the sharded policy run with its adapters off; the gathered copy carries
+  the adapters (`dist.gathered_replica`); checkpoints hold the adapters gathered whole, in peft's format. The PPO
+  critic's frozen backbone is, on one process, the policy's base itself (`value.value_model_from_policy`: the same
+  Parameter objects); `fully_shard` replaces each model's parameters by shards of its own, so once both are
+  sharded each process holds two 1/n shards of the base, equal and frozen (tests/train/test_rl_fsdp2.py): with a
+  critic, 2 processes hold as much of the base each as one process holds whole; GRPO holds one shard.
 
 On one process, or under DDP, these functions do what the trainers did before, except that a resumed run's
 reference model is now the initial policy under every strategy (it was the checkpoint's policy).

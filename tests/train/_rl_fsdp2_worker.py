@@ -3,8 +3,9 @@ build: a crafted policy whose rows stop at once after one prompt token, its data
 
 `run(rank, world, port, out_dir, model_dir, data)` runs the real `grpo.train` / `ppo.train` under FSDP2 for
 every scenario and saves `out_dir/rank{rank}.pt`: what each rank sampled (records, seed, batch), the batches its
-updates trained on, and counts of gathered copies and lockstep syncs; the run directories hold the models. Also
-test_rl_distributed's uneven-minibatch update (its worker's scripted rollouts) under FSDP2 and under DDP.
+updates trained on, counts of gathered copies and lockstep syncs, and with LoRA how the critic holds the policy's
+frozen base; the run directories hold the models. Also test_rl_distributed's uneven-minibatch update (its worker's
+scripted rollouts) under FSDP2 and under DDP, and the gathered copy of a sharded LoRA policy.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from reasonrl import dist
 from reasonrl.algo.advantages import group_advantages
 from reasonrl.config import load_config
+from reasonrl.model import lora
 from reasonrl.model.tokenizer import USER
 from reasonrl.rollout import sampler
 from reasonrl.train import fsdp, grpo, ppo, rl
@@ -90,6 +92,7 @@ def overrides(model_dir: Path, data: Path, run_dir: Path, algo: str, *extra: str
             *extra]
 
 
+LORA = ["--model.lora_r=4", "--model.lora_alpha=8"]  # adapters on every block linear of the crafted policy
 SCENARIOS = {  # name: (algo, extra overrides)
     "grpo_lockstep": ("grpo", ["--dist.rollout_params=lockstep"]),
     "grpo_gathered": ("grpo", ["--dist.rollout_params=gathered"]),
@@ -100,7 +103,14 @@ SCENARIOS = {  # name: (algo, extra overrides)
     # must sample the second round with rank 1 anyway, the sharded policy decoding on both
     "grpo_dynamic": ("grpo", ["--dist.rollout_params=lockstep", "--rl.dynamic_sampling=true",
                               "--rl.dynamic_sampling_on=reward", "--rl.max_sample_rounds=2"]),
+    # LoRA: the reference is the sharded policy with its adapters off; the critic's adapters and value head sit over
+    # its own shards of the policy's frozen base; checkpoints hold the adapters gathered whole
+    "grpo_lora_lockstep": ("grpo", [*LORA, "--dist.rollout_params=lockstep"]),
+    "grpo_lora_gathered": ("grpo", [*LORA, "--dist.rollout_params=gathered"]),
+    "ppo_lora_lockstep": ("ppo", [*LORA, "--dist.rollout_params=lockstep", "--dist.lockstep_sync_every=3"]),
+    "ppo_lora_gathered": ("ppo", [*LORA, "--dist.rollout_params=gathered", "--model.gradient_checkpointing=true"]),
 }
+LORA_RESUME = ("ppo", [*LORA, "--dist.rollout_params=gathered"])  # 2 steps vs 1 + resumed: "lora_full", "lora_resumed"
 
 
 def run_train(algo: str, args: list[str]) -> dict:
@@ -111,10 +121,12 @@ def run_train(algo: str, args: list[str]) -> dict:
 class Recorder:
     """Wraps `rl.rollout_and_score`, `rl.policy_update`, `rl.critic_update`, `dist.gathered_replica` and the
     sampler's `Decoder` in this process to keep their inputs (and the rollouts), note which models the updates
-    found sharded, count the gathered copies and note the `lockstep` every decode loop ran with."""
+    found sharded, count the gathered copies, note the `lockstep` every decode loop ran with, and with LoRA note
+    how the critic's frozen base relates to the policy's (`base_sharing`)."""
 
     def __init__(self):
         self.log: dict = {}
+        self.critic = None
         for mod, name in ((rl, "rollout_and_score"), (rl, "policy_update"), (rl, "critic_update"),
                           (dist, "gathered_replica"), (sampler, "Decoder")):
             setattr(mod, name, self._wrap(name, getattr(mod, name)))
@@ -122,6 +134,7 @@ class Recorder:
     def start(self) -> None:
         self.log = {"rollouts": [], "policy_batches": [], "critic_batches": [], "gathered": 0, "lockstep": [],
                     "sharded": {}}
+        self.critic = None
 
     def _wrap(self, name: str, real):
         def wrapped(*args, **kwargs):
@@ -131,8 +144,12 @@ class Recorder:
             elif name in ("policy_update", "critic_update"):
                 self.log[f"{name.split('_')[0]}_batches"].append(args[2])
                 self.log["sharded"][name.split("_")[0]] = dist.is_sharded(args[0])
+                if name == "critic_update":
+                    self.critic = args[0]
                 if name == "policy_update":
                     self.log["sharded"]["reference"] = dist.is_sharded(kwargs.get("ref_model"))
+                    if self.critic is not None and lora.has_lora(args[0]):
+                        self.log["base_sharing"] = base_sharing(args[0], self.critic)
             elif name == "gathered_replica":
                 self.log["gathered"] += 1
             else:
@@ -140,6 +157,49 @@ class Recorder:
             return out
 
         return wrapped
+
+
+def base_sharing(policy: torch.nn.Module, critic: torch.nn.Module) -> dict:
+    """How a LoRA critic's frozen backbone relates to the policy's base (`value.value_model_from_policy` gives it the
+    policy's Parameter objects): the same objects or not, all DTensor shards or not, and whether this process's
+    shards of the two are equal; and whether all of them are frozen."""
+    from torch.distributed.tensor import DTensor
+
+    ours, theirs = lora.base_parameters(critic.base_model), lora.base_parameters(policy.base_model)
+    assert set(ours) == set(theirs) and ours, "the critic's backbone is the policy's base"
+    local = [(a.to_local(), b.to_local()) if isinstance(a, DTensor) and isinstance(b, DTensor) else (a, b)
+             for a, b in ((ours[k], theirs[k]) for k in ours)]
+    return {"same_objects": any(ours[k] is theirs[k] for k in ours),
+            "sharded": all(isinstance(p, DTensor) for p in (*ours.values(), *theirs.values())),
+            "equal": all(a.shape == b.shape and torch.equal(a, b) for a, b in local),
+            "frozen": not any(p.requires_grad for p in (*ours.values(), *theirs.values())), "num": len(ours)}
+
+
+def lora_replica(model_dir: Path) -> dict:
+    """`dist.gathered_replica` of an FSDP2-sharded LoRA policy whose adapters are not zero (B drawn from a fixed
+    generator, the same on every process), with the unsharded policy's logits on a fixed batch to compare."""
+    from torch.distributed.tensor import DTensor
+
+    from reasonrl.model.setup import prepare_for_training
+    from reasonrl.model.tiny import load_model
+
+    policy, _ = load_model(model_dir)
+    prepare_for_training(policy, load_config(None, [f"--model.path={model_dir}", *LORA]))
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, p in policy.named_parameters():
+            if ".lora_B." in name:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    ids = torch.randint(3, policy.config.vocab_size, (3, 7), generator=g)
+    with torch.no_grad():
+        want = policy.eval()(input_ids=ids).logits
+        with lora.adapters_off(policy):
+            base = policy(input_ids=ids).logits
+    replica = dist.gathered_replica(dist.wrap_model(policy, "fsdp2"))
+    with torch.no_grad():
+        got = replica(input_ids=ids).logits
+    return {"got": got, "want": want, "base": base, "class": type(replica).__name__, "lora": lora.has_lora(replica),
+            "full": not any(isinstance(p, DTensor) for p in replica.parameters())}
 
 
 def uneven_minibatches(strategy: str) -> dict[str, torch.Tensor]:
@@ -187,6 +247,7 @@ def run(rank: int, world: int, port: int, out_dir: str, model_dir: str, data: st
         rec.start()
         out["tied_replica"] = tied_replica(AutoTokenizer.from_pretrained(model_dir))
         out["uneven"] = {strategy: uneven_minibatches(strategy) for strategy in ("fsdp2", "ddp")}
+        out["lora_replica"] = lora_replica(Path(model_dir))
         for name, (algo, extra) in SCENARIOS.items():
             rec.start()
             run_train(algo, overrides(Path(model_dir), Path(data), root / name, algo, *extra))
@@ -198,6 +259,15 @@ def run(rank: int, world: int, port: int, out_dir: str, model_dir: str, data: st
         run_train("ppo", overrides(Path(model_dir), Path(data), root / "resumed", "ppo", *resume))
         run_train("ppo", overrides(Path(model_dir), Path(data), root / "resumed", "ppo", *resume, "--train.steps=2",
                                    "--train.resume=true"))
+        # the same with LoRA (adapters, the critic's value head and their sharded AdamW states); the uninterrupted
+        # run's rollouts kept: its second one samples from trained adapters (the gathered copy must carry them)
+        algo, extra = LORA_RESUME
+        rec.start()
+        run_train(algo, overrides(Path(model_dir), Path(data), root / "lora_full", algo, *extra, "--train.steps=2"))
+        out["lora_full"] = rec.log
+        run_train(algo, overrides(Path(model_dir), Path(data), root / "lora_resumed", algo, *extra))
+        run_train(algo, overrides(Path(model_dir), Path(data), root / "lora_resumed", algo, *extra,
+                                  "--train.steps=2", "--train.resume=true"))
     finally:
         dist.destroy()
     torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))

@@ -11,7 +11,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-from memory_formula import QWEN25, Shape, act_per_token  # noqa: E402
+from memory_formula import QWEN25, Shape, act_per_token, step_memory  # noqa: E402
 
 
 def saved_elements_per_token(s: Shape, *, lora_r: int = 0, checkpointing: bool = False, rows: int = 2,
@@ -63,3 +63,19 @@ def test_activation_formula_is_what_autograd_keeps(shape):
 def test_qwen25_shapes_give_the_published_sizes():
     sizes = {name: Shape(**shape).params() / 1e9 for name, shape in QWEN25.items()}
     assert sizes == pytest.approx({"0.5B": 0.494, "1.5B": 1.54, "7B": 7.6, "32B": 32.8}, rel=0.02)
+
+
+def test_fsdp2_with_lora_shards_the_adapters_and_gives_the_critic_its_own_base_shard():
+    """On one process the LoRA critic's backbone is the policy's base (nothing of its own but adapters and head);
+    sharded over 2, every model owns its shards (train/fsdp.py), so the critic holds half the base besides half of
+    what it held. A "gathered" rollout adds the whole policy (base + adapters) while it samples."""
+    s = Shape(hidden=32, intermediate=64, layers=2, heads=4, kv_heads=4, vocab=64)
+    common = dict(algo="ppo", lora_r=4, tokens=10, rollout_rows=2, rollout_len=5)
+    one, two = step_memory(s, shards=1, **common), step_memory(s, shards=2, **common)
+    trainable = s.lora_params(4)
+    assert one["critic"] == 4 * (trainable + 33) + 8 * (trainable + 33) + 4 * (trainable + 33)  # weights, Adam, grads
+    assert two["critic"] == (4 * s.params() + one["critic"]) / 2
+    assert two["weights"] == one["weights"] / 2 == 4 * (s.params() + trainable) / 2
+    assert one["decoding_copy"] == two["decoding_copy"] == 0  # lockstep, or one process
+    gathered = step_memory(s, shards=2, gathered_rollout=True, **common)
+    assert gathered["decoding_copy"] == 4 * (s.params() + trainable)
