@@ -231,14 +231,18 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
 
 
-def full_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+def full_state_dict(model: torch.nn.Module, *, trained_only: bool = False) -> dict[str, torch.Tensor]:
     """A full, CPU state dict (gathers FSDP2 shards; a collective) on rank 0, an empty dict on the other ranks;
-    plain `state_dict` on one process."""
+    plain `state_dict` on one process. `trained_only`: only the parameters that require gradients (a LoRA model's
+    adapters and trained heads): its frozen base is neither gathered nor copied to the CPU, which for a 7B base
+    would be a full copy on rank 0 at every checkpoint."""
     if not is_dist():
-        return {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        state = model.state_dict(keep_vars=True)
+        return {k: v.detach().cpu() for k, v in state.items() if not trained_only or v.requires_grad}
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(unwrap(model), options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return get_model_state_dict(unwrap(model), options=StateDictOptions(full_state_dict=True, cpu_offload=True,
+                                                                        ignore_frozen_params=trained_only))
 
 
 def destroy() -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from reasonrl import dist
-from reasonrl.model.lora import save_model
+from reasonrl.model.lora import has_lora, save_model
 
 STATE_FILE = "trainer_state.pt"
 OVERWRITTEN = ".overwritten"
@@ -86,7 +86,8 @@ def save_checkpoint(
     """
     final = step_dir(run_dir, step)
     tmp = final.parent / f".tmp-{final.name}"
-    full = {sub: dist.full_state_dict(m) for sub, m in models.items()}  # collective: all ranks
+    # collective: all ranks; a LoRA model's adapter alone is saved, so its frozen base is not gathered
+    full = {sub: dist.full_state_dict(m, trained_only=has_lora(dist.unwrap(m))) for sub, m in models.items()}
     if dist.is_main():
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -140,7 +141,7 @@ def log_spaced_steps(total_steps: int, num: int) -> set[int]:
 def export_final(run_dir: str | Path, model: torch.nn.Module, tokenizer) -> Path:
     """The final model as a HF directory `run_dir/final` (what a later phase starts from; a LoRA run's adapter,
     which `reasonrl export --merge` turns into a plain model). Collective."""
-    state = dist.full_state_dict(model)
+    state = dist.full_state_dict(model, trained_only=has_lora(dist.unwrap(model)))
     out = Path(run_dir) / "final"
     if dist.is_main():
         tmp = out.parent / ".tmp-final"

@@ -69,8 +69,21 @@ def test_lora_ppo_resume_is_bit_identical(lora_run, base_dir, tmp_path, monkeypa
     with pytest.raises(_Crash):
         ppo.train(crashed)
     monkeypatch.setattr(ppo, "compute_advantages", real)
+    from reasonrl import dist
+
+    saved, real_state = [], dist.full_state_dict
+
+    def spy(model, **kw):  # what checkpoints and final/ take from each model
+        saved.append(real_state(model, **kw))
+        return saved[-1]
+
+    monkeypatch.setattr(dist, "full_state_dict", spy)
     crashed.train.resume = True
     ppo.train(crashed)
+    # the frozen base is neither gathered nor copied (a full 7B copy on rank 0 per checkpoint): adapters and the
+    # critic's value head only (step-4 checkpoint: policy + critic, then final/)
+    assert len(saved) == 3 and all(saved)
+    assert all(".lora_" in k or ".modules_to_save." in k for state in saved for k in state), saved[0].keys()
 
     last_full, last_crash = list_checkpoints(lora_run)[-1], list_checkpoints(tmp_path / "crash")[-1]
     assert last_full.name == last_crash.name == "step_0000004"
