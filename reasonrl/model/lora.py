@@ -16,7 +16,6 @@ such a directory as a plain model (what `eval`, `reflection`, `retro-search` and
 
 from __future__ import annotations
 
-import copy
 import json
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,14 +126,6 @@ def adapters_off(model: torch.nn.Module):
     finally:
         for m in layers:
             m.enable_adapters(True)
-
-
-def reference_model(policy: torch.nn.Module) -> torch.nn.Module:
-    """The RL reference: with adapters, the policy itself (`rl.reference_logprobs` runs it under `adapters_off`,
-    so the frozen base is the reference and there is no second copy); else a frozen deep copy of the policy."""
-    if has_lora(policy):
-        return policy
-    return copy.deepcopy(policy).eval().requires_grad_(False)
 
 
 def _plain_name(name: str) -> str:

@@ -408,7 +408,7 @@ def _finite_everywhere(loss: torch.Tensor) -> bool:
 
 def reference_logprobs(ref_model, batch: Batch, cfg: Config) -> torch.Tensor:
     """Per-token log-probs of the rollout under the frozen reference model (for the KL penalty in the reward). With
-    LoRA the reference is the policy itself, run with its adapters off (`lora.reference_model`)."""
+    LoRA the reference is the policy itself, run with its adapters off (`fsdp.reference_model`)."""
     with torch.no_grad(), adapters_off(ref_model):
         return sequence_logprobs(ref_model, batch.input_ids, batch.attention_mask,
                                  prompt_len=shareable_prompt_len(batch, cfg),

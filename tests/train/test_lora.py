@@ -15,7 +15,7 @@ from reasonrl.model.setup import prepare_for_training
 from reasonrl.model.tiny import build_model, load_model
 from reasonrl.model.value import build_critic
 from reasonrl.optim import build_optimizer
-from reasonrl.train import rl
+from reasonrl.train import fsdp, rl
 
 BLOCK_LINEARS = 2 * 7  # micro: 2 blocks x (q, k, v, o, gate, up, down)
 
@@ -88,9 +88,11 @@ def test_reference_is_the_policy_with_adapters_off(base_dir):
     cfg = lora_config(base_dir, "--rl.kl_coef=0.1")
     policy, _ = lora_policy(base_dir, cfg)
     batch = token_batch()
-    assert lora.reference_model(policy) is policy  # no second copy
+    cpu = torch.device("cpu")
+    assert fsdp.reference_model(policy, cfg, cpu, resumed=False) is policy  # no second copy
+    assert fsdp.reference_model(policy, cfg, cpu, resumed=True) is policy  # a resumed run's base is the initial one
     before = sequence_logprobs(policy, batch.input_ids, batch.attention_mask).detach()
-    got = rl.reference_logprobs(lora.reference_model(policy), batch, cfg)
+    got = rl.reference_logprobs(fsdp.reference_model(policy, cfg, cpu, resumed=False), batch, cfg)
     base, _ = load_model(base_dir)  # the frozen base, read from disk
     with torch.no_grad():
         want = sequence_logprobs(base.eval(), batch.input_ids, batch.attention_mask, prompt_len=batch.prompt_len)
@@ -99,7 +101,7 @@ def test_reference_is_the_policy_with_adapters_off(base_dir):
     after = sequence_logprobs(policy, batch.input_ids, batch.attention_mask).detach()
     assert torch.equal(before, after)  # and they are back on
     full = base  # a full fine-tune's reference: a frozen copy
-    ref = lora.reference_model(full)
+    ref = fsdp.reference_model(full, cfg, cpu, resumed=False)
     assert ref is not full and not any(p.requires_grad for p in ref.parameters())
 
 
