@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -49,9 +49,6 @@ class Comparison:
     expect: Expect
     margin: float
     verdict: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def bootstrap_interval(diffs: Sequence[float], *, level: float = 0.95, num_boot: int = 10_000,
