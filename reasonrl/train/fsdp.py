@@ -13,7 +13,7 @@ on a masked stand-in); what this module adds:
 - the reference model (`reference_model`): sharded too, frozen (and on resume the initial policy, not the
   checkpoint's);
 - dynamic sampling: a process that holds its share keeps sampling with the others (`grpo.collect`);
-- optimizer states: sharded, saved per process (`rl.save_rl_checkpoint`);
+- optimizer states: sharded, saved per process (`rl_checkpoint.save`);
 - LoRA (`model.lora_r`): the reference is the sharded policy run with its adapters off; the gathered copy carries
   the adapters (`dist.gathered_replica`); checkpoints hold the adapters gathered whole, in peft's format. The PPO
   critic's frozen backbone is, on one process, the policy's base itself (`value.value_model_from_policy`: the same

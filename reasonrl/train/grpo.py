@@ -27,7 +27,7 @@ from reasonrl.reward import Reward, build_reward
 from reasonrl.reward.check import dry_run
 from reasonrl.reward.stats import merge_stat_sums
 from reasonrl.tasks.sources import load_split
-from reasonrl.train import fsdp, rl, step_metrics
+from reasonrl.train import fsdp, rl, rl_checkpoint, step_metrics
 from reasonrl.train.run import finish_run, open_log, policy_and_optimizer, progress_bar, start_run
 from reasonrl.train.schedule import build_scheduler
 
@@ -108,7 +108,7 @@ def train(cfg: Config, *, reward=None, train_data=None, test_data=None) -> dict:
     scheduler = build_scheduler(optimizer, cfg.optim, cfg.train.steps)
     state = rl.progress_state(None)
     if resume_from:
-        state = rl.load_rl_checkpoint(resume_from, {"policy": optimizer}, scheduler, cfg)
+        state = rl_checkpoint.load(resume_from, {"policy": optimizer}, scheduler, cfg)
     # the first write, every input validated (the prompts too: a prompt beyond the model's positions stops here)
     log = open_log(cfg, run_dir, state["step"], model=policy, tokenizer=tokenizer,
                    sampled=chain(train_records, test_records))
@@ -146,9 +146,9 @@ def train(cfg: Config, *, reward=None, train_data=None, test_data=None) -> dict:
             bar.set_postfix(step_metrics.postfix(record, acc="acc", kept="kept_fraction"))
         last = state["step"] == cfg.train.steps
         if cfg.train.save_every and state["step"] % cfg.train.save_every == 0 or last or stop:
-            rl.save_rl_checkpoint(run_dir, state["step"], models={"": policy}, tokenizer=tokenizer,
-                                  optimizers={"policy": optimizer}, scheduler=scheduler, state=state,
-                                  n_params=n_params)
+            rl_checkpoint.save(run_dir, state["step"], models={"": policy}, tokenizer=tokenizer,
+                               optimizers={"policy": optimizer}, scheduler=scheduler, state=state,
+                               n_params=n_params)
         if stop:
             break
     return finish_run(cfg, run_dir, policy, tokenizer, test_records, log, state["step"], plot_keys=PLOT_KEYS,

@@ -199,6 +199,7 @@ import sys, torch
 from reasonrl import dist
 from reasonrl.config import load_config
 from reasonrl.model import lora
+from reasonrl.train import fsdp
 from reasonrl.train.rl import Batch, policy_update
 from transformers import LlamaConfig, LlamaForCausalLM
 dist.init("gloo")
@@ -224,7 +225,7 @@ batch = Batch(input_ids=ids, attention_mask=torch.ones(N, L, dtype=torch.long), 
               prompt_len=P)
 half = N // dist.world_size()
 mine = batch.rows(torch.arange(dist.rank() * half, (dist.rank() + 1) * half))
-ref = lora.reference_model(model)
+ref = fsdp.reference_model(model, cfg, torch.device("cpu"), resumed=False)  # the policy itself (adapters off)
 model = dist.wrap_model(model, "ddp")
 opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.2)
 init = {k: v.clone() for k, v in dist.unwrap(model).state_dict().items()}
