@@ -23,8 +23,8 @@ def value_model_from_policy(policy: PreTrainedModel) -> PreTrainedModel:
     """A critic with the policy's backbone weights and a zero head (initial values 0). For a policy with LoRA
     adapters, whose base is frozen, the critic's backbone holds the policy's base Parameter objects themselves: policy,
     reference and critic keep one copy of the base between them (and `.to(device)` moves it once). Under FSDP2 each
-    model is sharded on its own, so each gets its own shards of that base (`train/fsdp.py`): build the critic from
-    the policy before the policy is sharded."""
+    model is sharded on its own, so each gets its own shards of that base (`train/fsdp.py` says why FSDP2's
+    grouping cannot share them): build the critic from the policy before the policy is sharded."""
     from reasonrl.model import lora
 
     assert not dist.is_sharded(policy), "build the critic before sharding the policy: it starts from its whole weights"

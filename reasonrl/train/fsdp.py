@@ -20,6 +20,18 @@ on a masked stand-in); what this module adds:
   Parameter objects); `fully_shard` replaces each model's parameters by shards of its own, so once both are
   sharded each process holds two 1/n shards of the base, equal and frozen (tests/train/test_rl_fsdp2.py): with a
   critic, 2 processes hold as much of the base each as one process holds whole; GRPO holds one shard.
+  One set of shards through FSDP2's grouping (`fully_shard([policy_layer_i, critic_layer_i])`, which does make a
+  shared Parameter one FSDPParam) does not work with torch 2.13 (tried, 2 gloo processes): (a) two roots (policy,
+  critic) over shared grouped layers fail on the second model's first forward, "FSDP state has already been
+  lazily initialized for model.layers.0" (the first root claims every state under it), and a grouped root
+  `fully_shard([policy, critic])` fails with "FSDP requires a single root module"; (b) one container root over
+  both (a forward that dispatches) computes the right gradients, but a group reshards after forward only once all
+  its modules have run, never in a pass of one model: every layer stays gathered until the pass ends and all are
+  gathered again when its backward starts, a whole unsharded base at the peak (separate sharding holds one layer).
+  What would share the shards: one module tree, the critic being the policy's backbone with a second peft adapter
+  ("critic") active and the value head on the policy's root (prototyped: one set of shards, both adapters' and the
+  head's gradients equal one process's within 1e-7); not done: the critic's passes, checkpoints, resume and the
+  gathered copy would all change.
 
 On one process, or under DDP, these functions do what the trainers did before, except that a resumed run's
 reference model is now the initial policy under every strategy (it was the checkpoint's policy).
