@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 import torch
@@ -36,3 +37,33 @@ def free_port():
             return s.getsockname()[1]
 
     return pick
+
+
+@pytest.fixture(scope="session")
+def micro_model_dir(tmp_path_factory, world_tokenizer):
+    """A saved micro model (HF directory with tokenizer), built once per session: read it, never write into it."""
+    from reasonrl.model.tiny import build_model
+
+    out = tmp_path_factory.mktemp("micro_model")
+    build_model("micro", world_tokenizer).save_pretrained(out)
+    world_tokenizer.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def run_forked():
+    """`run_forked(fn, args, nprocs=, timeout_s=, what=)`: `fn(rank, *args)` in `nprocs` forked processes, waited
+    for; a hang (collectives that do not pair up) fails the test after `timeout_s` instead of blocking for the
+    process group's 30-minute timeout."""
+    import torch.multiprocessing as mp
+
+    def run(fn, args: tuple, *, nprocs: int, timeout_s: float, what: str) -> None:
+        ctx = mp.start_processes(fn, args=args, nprocs=nprocs, start_method="fork", join=False)
+        deadline = time.monotonic() + timeout_s
+        while not ctx.join(timeout=2):
+            if time.monotonic() > deadline:
+                for p in ctx.processes:
+                    p.kill()
+                pytest.fail(f"{what} did not finish in {timeout_s} s")
+
+    return run

@@ -26,13 +26,8 @@ def _digits(text: str) -> float:
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, world_tokenizer):
-    from reasonrl.model.tiny import build_model
-
-    out = tmp_path_factory.mktemp("micro")
-    build_model("micro", world_tokenizer).save_pretrained(out)
-    world_tokenizer.save_pretrained(out)
-    return out
+def model_dir(micro_model_dir):
+    return micro_model_dir
 
 
 @pytest.fixture

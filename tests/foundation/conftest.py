@@ -58,17 +58,6 @@ def finished_run(tmp_path_factory, make_micro_toml):
     return root / "run"
 
 
-@pytest.fixture(scope="session")
-def micro_model_dir(tmp_path_factory, world_tokenizer):
-    """A saved micro model (HF directory with tokenizer)."""
-    from reasonrl.model.tiny import build_model
-
-    out = tmp_path_factory.mktemp("micro_model")
-    build_model("micro", world_tokenizer).save_pretrained(out)
-    world_tokenizer.save_pretrained(out)
-    return out
-
-
 @pytest.fixture
 def cli(capsys):
     """Run the real CLI entry point in-process: `cli("sft", "--config", ...)` -> (exit code, stdout, stderr)."""

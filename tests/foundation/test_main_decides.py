@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from reasonrl import dist
 from reasonrl.errors import UserError
@@ -61,15 +59,9 @@ def _worker(rank: int, port: int, out_dir: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def ranks(tmp_path_factory, free_port) -> list[dict]:
+def ranks(tmp_path_factory, free_port, run_forked) -> list[dict]:
     out = tmp_path_factory.mktemp("main_decides")
-    ctx = mp.start_processes(_worker, args=(free_port(), str(out)), nprocs=WORLD, start_method="fork", join=False)
-    deadline = time.monotonic() + TIMEOUT_S
-    while not ctx.join(timeout=2):
-        if time.monotonic() > deadline:  # a rank left waiting in a broadcast: fail instead of waiting 30 min
-            for p in ctx.processes:
-                p.kill()
-            pytest.fail(f"the 2-process scenarios did not finish in {TIMEOUT_S} s")
+    run_forked(_worker, (free_port(), str(out)), nprocs=WORLD, timeout_s=TIMEOUT_S, what="the 2-process scenarios")
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(WORLD)]
 
 

@@ -12,7 +12,7 @@ from reasonrl.model import lora
 from reasonrl.model.activation_ckpt import checkpointing_layers
 from reasonrl.model.logprobs import sequence_logprobs
 from reasonrl.model.setup import prepare_for_training
-from reasonrl.model.tiny import build_model, load_model
+from reasonrl.model.tiny import load_model
 from reasonrl.model.value import build_critic
 from reasonrl.optim import build_optimizer
 from reasonrl.train import fsdp, rl
@@ -21,12 +21,9 @@ BLOCK_LINEARS = 2 * 7  # micro: 2 blocks x (q, k, v, o, gate, up, down)
 
 
 @pytest.fixture(scope="module")
-def base_dir(tmp_path_factory, world_tokenizer):
+def base_dir(micro_model_dir):
     """A saved micro model: the frozen base the adapters go over."""
-    out = tmp_path_factory.mktemp("lora_base")
-    build_model("micro", world_tokenizer).save_pretrained(out)
-    world_tokenizer.save_pretrained(out)
-    return out
+    return micro_model_dir
 
 
 def lora_config(base_dir, *extra):

@@ -16,7 +16,6 @@ from safetensors.torch import load_file
 
 from reasonrl.config import load_config
 from reasonrl.model.logprobs import sequence_logprobs
-from reasonrl.model.tiny import build_model
 from reasonrl.train import ppo
 from reasonrl.train.checkpoint import list_checkpoints
 
@@ -30,11 +29,9 @@ RUN = ["--data.difficulty=1", "--data.num_train=200", "--train.eval_examples=4",
 
 
 @pytest.fixture(scope="module")
-def base_dir(tmp_path_factory, world_tokenizer):
-    out = tmp_path_factory.mktemp("lora_base")
-    build_model("micro", world_tokenizer).save_pretrained(out)
-    world_tokenizer.save_pretrained(out)
-    return out
+def base_dir(micro_model_dir):
+    """A saved micro model: the frozen base the adapters go over."""
+    return micro_model_dir
 
 
 def ppo_config(base_dir, run_dir):

@@ -5,12 +5,10 @@ one-process update. The ranks are forked (tests/train/_rl_dist_worker.py); a han
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _rl_dist_worker as w  # noqa: E402
@@ -21,16 +19,10 @@ TIMEOUT_S = 300
 
 
 @pytest.fixture(scope="module")
-def ranks(tmp_path_factory, free_port) -> list[dict]:
+def ranks(tmp_path_factory, free_port, run_forked) -> list[dict]:
     out = tmp_path_factory.mktemp("rl_dist")
-    ctx = mp.start_processes(w.run, args=(w.WORLD, free_port(), str(out)), nprocs=w.WORLD, start_method="fork",
-                             join=False)
-    deadline = time.monotonic() + TIMEOUT_S
-    while not ctx.join(timeout=5):
-        if time.monotonic() > deadline:  # collectives that do not pair up hang: fail instead of waiting 30 min
-            for p in ctx.processes:
-                p.kill()
-            pytest.fail(f"the 2-process RL scenarios did not finish in {TIMEOUT_S} s")
+    run_forked(w.run, (w.WORLD, free_port(), str(out)), nprocs=w.WORLD, timeout_s=TIMEOUT_S,
+               what="the 2-process RL scenarios")
     return [torch.load(out / f"rank{r}.pt", weights_only=False) for r in range(w.WORLD)]
 
 

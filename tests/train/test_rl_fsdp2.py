@@ -16,12 +16,10 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -49,16 +47,10 @@ def inputs(tmp_path_factory, world_tokenizer) -> dict:
 
 
 @pytest.fixture(scope="module")
-def ranks(inputs, free_port) -> list[dict]:
+def ranks(inputs, free_port, run_forked) -> list[dict]:
     root = inputs["root"]
-    ctx = mp.start_processes(w.run, args=(w.WORLD, free_port(), str(root), str(inputs["model_dir"]),
-                                          str(inputs["data"])), nprocs=w.WORLD, start_method="fork", join=False)
-    deadline = time.monotonic() + TIMEOUT_S
-    while not ctx.join(timeout=2):
-        if time.monotonic() > deadline:  # collectives that do not pair up hang: fail instead of waiting 30 min
-            for p in ctx.processes:
-                p.kill()
-            pytest.fail(f"the 2-process FSDP2 RL runs did not finish in {TIMEOUT_S} s")
+    run_forked(w.run, (w.WORLD, free_port(), str(root), str(inputs["model_dir"]), str(inputs["data"])),
+               nprocs=w.WORLD, timeout_s=TIMEOUT_S, what="the 2-process FSDP2 RL runs")
     return [torch.load(root / f"rank{r}.pt", weights_only=False) for r in range(w.WORLD)]
 
 
