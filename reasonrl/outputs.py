@@ -122,11 +122,13 @@ BLOCK = 1 << 20  # bytes read at the start, middle and end of a large file by `f
 
 
 def fingerprint(path: str | Path) -> str:
-    """A short hash of a file, or of every file of a directory (names, sizes and bytes; dotfiles skipped). Files
-    over 3 MiB contribute their first, middle and last MiB: cheap on a multi-GB model, and any retraining changes
-    those bytes too."""
+    """A short hash of a file, or of every file of a directory (names, sizes and bytes; dotfiles and everything
+    under a dot-directory skipped: `.git/`, `.cache/huggingface/` change without the model changing). Files over
+    3 MiB contribute their first, middle and last MiB: cheap on a multi-GB model, and any retraining changes those
+    bytes too."""
     p = Path(path)
-    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+    files = [p] if p.is_file() else sorted(
+        f for f in p.rglob("*") if f.is_file() and not any(part.startswith(".") for part in f.relative_to(p).parts))
     h = hashlib.sha256()
     for f in files:
         size = f.stat().st_size

@@ -172,14 +172,21 @@ def base_path(adapter_dir: str | Path) -> Path:
     return p
 
 
+def adapter_chain(path: str | Path) -> list[Path]:
+    """`[path, its base, the base's base, ...]` down to a plain model directory (`[path]` for a plain model): every
+    directory a model at `path` is loaded from."""
+    chain = [Path(path)]
+    while is_adapter_dir(chain[-1]):
+        if len(chain) > MAX_NESTING:
+            raise UserError(f"{path}: more than {MAX_NESTING} adapters on adapters (a cycle?)")
+        chain.append(base_path(chain[-1]))
+    return chain
+
+
 def load_merged(adapter_dir: str | Path, load_base) -> torch.nn.Module:
     """A plain model: `load_base(path)` of the adapter's base (recursively merged when that is an adapter directory
     too), with the adapter folded in (`PeftModel.merge_and_unload`)."""
-    chain = [Path(adapter_dir)]
-    while is_adapter_dir(chain[-1]):
-        if len(chain) > MAX_NESTING:
-            raise UserError(f"{adapter_dir}: more than {MAX_NESTING} adapters on adapters (a cycle?)")
-        chain.append(base_path(chain[-1]))
+    chain = adapter_chain(adapter_dir)
     model = load_base(chain.pop())
     for d in reversed(chain):
         model = PeftModel.from_pretrained(model, d).merge_and_unload()

@@ -119,15 +119,19 @@ def run_inputs(cfg: Config) -> list[tuple[str, str]]:
                                "pairwise.data", "swirl.judge"))
 
 
-FINGERPRINTED = ("model.path", "model.tokenizer_path", "rl.critic_path", "pairwise.judge_path", "swirl.judge",
-                 "data.source", "data.test_source")
+FINGERPRINTED = ("model.path", "model.tokenizer_path", "rl.critic_path", "pairwise.judge_path", "pairwise.data",
+                 "swirl.judge", "data.source", "data.test_source")
 """The inputs a resumed run reads again (the reference model and a LoRA run's base come from `model.path`)."""
 
 
 def input_fingerprints(cfg: Config) -> dict[str, str]:
     """`key -> outputs.fingerprint` of each `FINGERPRINTED` input that is a file or directory here (not a hub model,
-    `synthetic`, a benchmark name or `swirl.judge = 'program'`): what `inputs.json` records."""
-    return {k: fingerprint(p) for k, p in run_inputs(cfg) if k in FINGERPRINTED and Path(p).exists()}
+    `synthetic`, a benchmark name or `swirl.judge = 'program'`): what `inputs.json` records. A LoRA adapter
+    directory's fingerprint covers the models under it too (`lora.adapter_chain`): a retrained base changes it."""
+    from reasonrl.model.lora import adapter_chain
+
+    return {k: "+".join(fingerprint(d) for d in adapter_chain(p)) for k, p in run_inputs(cfg)
+            if k in FINGERPRINTED and Path(p).exists()}
 
 
 def _check_inputs_unchanged(cfg: Config, run_dir: Path) -> None:

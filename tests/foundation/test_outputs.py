@@ -88,6 +88,8 @@ def test_fingerprint_follows_the_bytes_not_the_path(tmp_path):
         (d / "config.json").write_text("{}")
         (d / "model.safetensors").write_bytes(bytes(range(256)) * (4 * BLOCK // 256))  # over 3 MiB: sampled
         (d / ".lock").write_text(str(d))  # dotfiles do not count
+        (d / ".cache" / "huggingface").mkdir(parents=True)  # nor what dot-directories hold (a download's metadata)
+        (d / ".cache" / "huggingface" / "model.safetensors.metadata").write_text(str(d))
     assert fingerprint(a) == fingerprint(b)  # a moved copy is the same model
     weights = bytearray((b / "model.safetensors").read_bytes())
     weights[len(weights) // 2 + 7] ^= 1  # a byte in the middle block

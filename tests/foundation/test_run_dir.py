@@ -236,3 +236,23 @@ def test_eval_data_is_exactly_what_is_evaluated(cli, tmp_path, micro_model_dir):
     code, _, err = cli("eval", "--config", toml, "--model", micro_model_dir, "--data", data, "--out", tmp_path / "ev")
     assert code == 0, err
     assert json.loads((tmp_path / "ev" / "summary.json").read_text())["num_problems"] == 2
+
+
+def test_an_adapter_runs_fingerprint_covers_its_base(tmp_path):
+    """A LoRA adapter directory as model.path loads its base from `base_model_name_or_path`: retraining the base
+    (`sft --overwrite` into it) must change what inputs.json records, or a resume would mix the new base with the
+    old adapter. Mutation: fingerprinting the adapter directory alone -> the two fingerprints are equal."""
+    from reasonrl.config import load_config
+    from reasonrl.train.rundir import input_fingerprints
+
+    base, adapter = tmp_path / "base", tmp_path / "adapter"
+    base.mkdir()
+    adapter.mkdir()
+    (base / "config.json").write_text("{}")
+    (base / "model.safetensors").write_bytes(b"weights one")
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(base)}))
+    (adapter / "adapter_model.safetensors").write_bytes(b"adapter")
+    cfg = load_config(None, [f"--model.path={adapter}", f"--model.tokenizer_path={base}"])
+    before = input_fingerprints(cfg)["model.path"]
+    (base / "model.safetensors").write_bytes(b"weights two")
+    assert input_fingerprints(cfg)["model.path"] != before
