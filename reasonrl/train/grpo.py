@@ -54,7 +54,9 @@ def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: 
     score_time = 0.0
     reward_sums: dict = {}
     rounds = cfg.rl.max_sample_rounds if cfg.rl.dynamic_sampling else 1
-    decoding: dict = {}  # the rounds' decoding model: the parameters do not change between rounds (gathered once)
+    # several rounds share one decoding model (the parameters do not change between them: gathered once); one round
+    # drops it right after sampling, before scoring (`rl.rollout_and_score`)
+    decoding: dict | None = {} if rounds > 1 else None
     for round_ in range(rounds):
         records = rl.step_prompts(train_records, state, num=cfg.rl.prompts_per_step, seed=cfg.train.seed)
         full = num_kept >= want
@@ -77,7 +79,8 @@ def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: 
                 num_kept += batch.size // group
         if rl.global_count(torch.tensor([float(num_kept < want)])) == 0:  # every process is full
             break
-    decoding.clear()  # a gathered copy is freed before the update
+    if decoding:
+        decoding.clear()  # a gathered copy is freed before the update
     kept_total = rl.global_count(torch.tensor([float(num_kept)]))  # every process asks: a collective
     if not kept:
         if kept_total == 0:
