@@ -178,11 +178,13 @@ def test_python_records_map_fields_as_jsonl_files_do():
 
     cfg = reasonrl.load_config(overrides={"data.prompt_field": "question", "data.answer_field": "solution"})
     rows = [{"question": "What is 1 + 1?", "solution": 2.0, "topic": "sums"}, {"question": "q", "solution": "x",
-                                                                              "id": 7}]
+                                                                              "id": 7},
+            {"question": "r", "solution": "y", "id": None}]  # a null id takes the default, as in a Dataset
     records = records_from(rows, cfg.data, require=("prompt", "answer"), where="train data")
     assert records == [{"topic": "sums", "prompt": "What is 1 + 1?", "answer": "2", "response": None,
                         "id": "train data:0"},
-                       {"prompt": "q", "answer": "x", "response": None, "id": "7"}]
+                       {"prompt": "q", "answer": "x", "response": None, "id": "7"},
+                       {"prompt": "r", "answer": "y", "response": None, "id": "train data:2"}]
 
 
 def test_python_records_check_text_and_read_chat_prompts():

@@ -38,6 +38,8 @@ def records_from(rows, cfg: DataConfig, *, require: Sequence[str], where: str) -
         if not isinstance(row, Mapping):
             raise UserError(f"{where}[{i}]: expected a dict, got {type(row).__name__}")
         check_record_text(row, f"{where}[{i}]")
+        if "id" in row and row["id"] is None:  # a null id takes the default, as in a table (`hf_data.Records`)
+            row = {k: v for k, v in row.items() if k != "id"}
         out.append(record_from(row, f"{where}[{i}]", f"{where}:{i}", fields, require, messages_field))
     return out
 
