@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from reasonrl import dist
+from reasonrl.errors import UserError
 from reasonrl.outputs import write_atomic
 
 
@@ -63,7 +64,24 @@ def scalars(record: dict) -> dict[str, float]:
 
 
 def read_metrics(path: str | Path) -> list[dict]:
+    """The records of a metrics.jsonl ([] without one). A torn last line (a crash mid-write, no newline yet) is left
+    out; any other line that is not a JSON object is one error line naming the file and line."""
     p = Path(path)
     if not p.is_file():
         return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    text = p.read_text(encoding="utf-8", errors="replace")
+    lines = text.splitlines()
+    if text and not text.endswith("\n"):
+        lines = lines[:-1]
+    out = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{p}:{i}: not a JSON line ({e.msg}); the run's metrics log is damaged") from None
+        if not isinstance(record, dict):
+            raise UserError(f"{p}:{i}: expected a JSON object, got {type(record).__name__}")
+        out.append(record)
+    return out

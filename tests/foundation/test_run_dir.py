@@ -256,3 +256,13 @@ def test_an_adapter_runs_fingerprint_covers_its_base(tmp_path):
     before = input_fingerprints(cfg)["model.path"]
     (base / "model.safetensors").write_bytes(b"weights two")
     assert input_fingerprints(cfg)["model.path"] != before
+
+
+def test_a_torn_metrics_line_from_a_crash_does_not_stop_the_resume(cli, run, base):
+    """A crash mid-write leaves metrics.jsonl without its last newline: the resume drops the torn line (the step is
+    replayed from the checkpoint). Mutation: parsing every line -> the torn line is an error, exit 2."""
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 3, "lo')
+    code, _, err = cli(*base, "--resume", "--train.steps=3")
+    assert code == 0, err
+    assert _steps(run)[-1] == 3 and '"lo\n' not in (run / "metrics.jsonl").read_text()
