@@ -266,7 +266,7 @@ def main_decides(fn):
             result = fn()
         except UserError as e:
             outcome = ("user", str(e))
-        except Exception as e:
+        except BaseException as e:  # KeyboardInterrupt and SystemExit too: the others must not wait for them
             outcome, caught = ("other", one_line(e, typed=True)), e
     outcome = broadcast_object(outcome)
     if outcome is None:

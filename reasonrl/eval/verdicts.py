@@ -21,6 +21,10 @@ against 0.
 
 The interval is the percentile bootstrap over pairs (resampling whole pairs keeps their correlation), seeded, so
 the same inputs give the same interval. With one pair there is nothing to resample: the interval is the point.
+With few pairs the percentile interval shrinks toward the range of the differences: from 3 pairs it is about
+their min to max, so "reproduced" means the three agree in sign, which happens by chance 1 time in 4 when there is
+no effect (5 pairs: 1 in 16; a t-interval would be wider). Claims paired by a handful of seeds are weak evidence
+either way, and their docs say how many pairs they have.
 """
 
 from __future__ import annotations
