@@ -53,7 +53,9 @@ def dataset_records(ds, *, label: str, id_prefix: str, fields: dict[str, str | N
     """`Records` over a `datasets.Dataset` already open (a file's, or one a script passes to the API), its schema
     checked first (`load_records`). A Dataset cut by `filter`, `select` or `shuffle` keeps its whole table and a
     mapping of row indices; the checks read the table (`ds.data`), so the mapping is flattened into a table of the
-    rows the Dataset holds first (`datasets` has no public test for the mapping: `_indices`)."""
+    rows the Dataset holds first (`datasets` has no public test for the mapping: `_indices`). That is one copy of
+    those rows (in memory for an in-memory Dataset; a cache file written by `datasets` for one on disk), on every
+    process: cut a large Dataset once, save it (`save_to_disk`) and pass the directory as `data.source` to avoid it."""
     if ds._indices is not None:
         with _quiet():
             ds = ds.flatten_indices()
