@@ -4,11 +4,9 @@ length, sums added before dividing), not the average of per-rank ratios. Ranks a
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 from reasonrl import dist
 from reasonrl.train import rl, step_metrics
@@ -42,15 +40,9 @@ def _rank(rank: int, world: int, port: int, out_dir: str) -> None:
     torch.save(stats, os.path.join(out_dir, f"rank{rank}.pt"))
 
 
-def test_two_ranks_give_the_one_process_statistics(tmp_path, free_port):
-    port = free_port()
-    ctx = mp.start_processes(_rank, args=(2, port, str(tmp_path)), nprocs=2, start_method="fork", join=False)
-    deadline = time.monotonic() + TIMEOUT_S
-    while not ctx.join(timeout=2):
-        if time.monotonic() > deadline:
-            for p in ctx.processes:
-                p.kill()
-            pytest.fail(f"the 2-process length-bias statistics did not finish in {TIMEOUT_S} s")
+def test_two_ranks_give_the_one_process_statistics(tmp_path, free_port, run_forked):
+    run_forked(_rank, (2, free_port(), str(tmp_path)), nprocs=2, timeout_s=TIMEOUT_S,
+               what="the 2-process length-bias statistics")
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     whole = step_metrics.length_bias_stats(_batch())
     # both ranks log the same global numbers, equal to one process holding every row

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import pytest
-import torch.multiprocessing as mp
 
 sys.path.insert(0, str(Path(__file__).parent))
 import _reward_dist_worker as w  # noqa: E402
@@ -38,17 +36,11 @@ def check(completions):
 
 
 @pytest.fixture(scope="module")
-def ranks(tmp_path_factory, free_port, tokenizer_dir) -> list[dict]:
+def ranks(tmp_path_factory, free_port, tokenizer_dir, run_forked) -> list[dict]:
     out = tmp_path_factory.mktemp("reward_dist")
     (out / "rewards.py").write_text(REWARDS_PY)
     args = (w.WORLD, free_port(), str(out), str(tokenizer_dir), str(out / "rewards.py"))
-    ctx = mp.start_processes(w.run, args=args, nprocs=w.WORLD, start_method="fork", join=False)
-    deadline = time.monotonic() + TIMEOUT_S
-    while not ctx.join(timeout=5):
-        if time.monotonic() > deadline:  # a rank waiting in a collective the other never reaches: fail, not hang
-            for p in ctx.processes:
-                p.kill()
-            pytest.fail(f"the 2-process reward scenarios did not finish in {TIMEOUT_S} s")
+    run_forked(w.run, args, nprocs=w.WORLD, timeout_s=TIMEOUT_S, what="the 2-process reward scenarios")
     return [{**json.loads((out / f"rank{r}.json").read_text()), "dir": out} for r in range(w.WORLD)]
 
 

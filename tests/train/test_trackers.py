@@ -8,12 +8,10 @@ import json
 import math
 import struct
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
-import torch.multiprocessing as mp
 
 from reasonrl.config import load_config
 from reasonrl.train import trackers
@@ -214,16 +212,10 @@ def test_a_tracker_added_on_resume_gets_the_history(tmp_path):
     assert tensorboard_scalars(run_dir) == {"loss": [(1, 1.0), (2, 0.5), (3, 0.25)]}
 
 
-def test_only_rank_zero_logs(tmp_path, free_port, offline):
+def test_only_rank_zero_logs(tmp_path, free_port, offline, run_forked):
     run_dir = tmp_path / "run"
-    ctx = mp.start_processes(dist_worker.run, args=(2, free_port(), str(run_dir)), nprocs=2, start_method="fork",
-                             join=False)
-    deadline = time.monotonic() + 180
-    while not ctx.join(timeout=2):
-        if time.monotonic() > deadline:
-            for p in ctx.processes:
-                p.kill()
-            pytest.fail("the 2-process tracker run did not finish in 180 s")
+    run_forked(dist_worker.run, (2, free_port(), str(run_dir)), nprocs=2, timeout_s=180,
+               what="the 2-process tracker run")
     assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) == 1
     assert tensorboard_scalars(run_dir) == {"loss": [(1, 1.0), (2, 0.5), (3, pytest.approx(1 / 3))]}
     import mlflow
