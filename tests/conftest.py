@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -67,3 +68,33 @@ def run_forked():
                 pytest.fail(f"{what} did not finish in {timeout_s} s")
 
     return run
+
+
+class Crash(Exception):
+    """The crash `crash_at_call` injects."""
+
+
+@pytest.fixture
+def crash_at_call(monkeypatch):
+    """`with crash_at_call(module, "name", n): run()`: the n-th call of `module.name` raises `Crash` (a crash in the
+    middle of a run, after the checkpoints before it); the block must end in that crash, and the real function is
+    back after it (for the resumed run)."""
+
+    @contextmanager
+    def crash(module, name: str, n: int):
+        real, calls = getattr(module, name), {"n": 0}
+
+        def crashing(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise Crash()
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, crashing)
+        try:
+            with pytest.raises(Crash):
+                yield
+        finally:
+            monkeypatch.setattr(module, name, real)
+
+    return crash

@@ -53,29 +53,14 @@ def test_log_spaced_steps():
     assert log_spaced_steps(10, 0) == set()
 
 
-class _Crash(Exception):
-    pass
-
-
-def test_resumed_run_equals_uninterrupted(tmp_path, monkeypatch):
+def test_resumed_run_equals_uninterrupted(tmp_path, crash_at_call):
     base = ["--train.steps=10", "--train.save_every=4", "--data.num_train=128"]
     full = load_config(CONFIG, base + [f"--log.run_dir={tmp_path / 'full'}"])
     sft.train(full)
 
     crashed = load_config(CONFIG, base + [f"--log.run_dir={tmp_path / 'crash'}"])
-    real = sft.response_nll_sum
-    calls = {"n": 0}
-
-    def crashing(model, batch):
-        calls["n"] += 1
-        if calls["n"] == 7:  # during step 7, after the step-4 checkpoint
-            raise _Crash()
-        return real(model, batch)
-
-    monkeypatch.setattr(sft, "response_nll_sum", crashing)
-    with pytest.raises(_Crash):
+    with crash_at_call(sft, "response_nll_sum", 7):  # during step 7, after the step-4 checkpoint
         sft.train(crashed)
-    monkeypatch.setattr(sft, "response_nll_sum", real)
     assert [int(p.name.split("_")[1]) for p in list_checkpoints(tmp_path / "crash")] == [4]
     crashed.train.resume = True
     sft.train(crashed)

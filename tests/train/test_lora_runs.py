@@ -47,25 +47,10 @@ def lora_run(tmp_path_factory, base_dir):
     return run
 
 
-class _Crash(Exception):
-    pass
-
-
-def test_lora_ppo_resume_is_bit_identical(lora_run, base_dir, tmp_path, monkeypatch):
+def test_lora_ppo_resume_is_bit_identical(lora_run, base_dir, tmp_path, monkeypatch, crash_at_call):
     crashed = ppo_config(base_dir, tmp_path / "crash")
-    real = ppo.compute_advantages
-    calls = {"n": 0}
-
-    def crashing(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 3:  # in step 3, after the step-2 checkpoint
-            raise _Crash()
-        return real(*a, **k)
-
-    monkeypatch.setattr(ppo, "compute_advantages", crashing)
-    with pytest.raises(_Crash):
+    with crash_at_call(ppo, "compute_advantages", 3):  # in step 3, after the step-2 checkpoint
         ppo.train(crashed)
-    monkeypatch.setattr(ppo, "compute_advantages", real)
     from reasonrl import dist
 
     saved, real_state = [], dist.full_state_dict

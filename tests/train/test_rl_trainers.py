@@ -93,29 +93,14 @@ def test_rl_trainers_run_on_real_benchmark_files(tmp_path, recipe, source):
     assert _changed(cfg, tmp_path) > 1e-6
 
 
-class _Crash(Exception):
-    pass
-
-
-def test_ppo_resume_equals_uninterrupted(tmp_path, monkeypatch):
+def test_ppo_resume_equals_uninterrupted(tmp_path, crash_at_call):
     base = SMOKE + ["--train.steps=4", "--train.save_every=2", "--rl.value_pretrain_steps=1"]
     full = load_config(ROOT / "configs" / "vapo_tiny.toml", base + [f"--log.run_dir={tmp_path / 'full'}"])
     ppo.train(full)
 
     crashed = load_config(ROOT / "configs" / "vapo_tiny.toml", base + [f"--log.run_dir={tmp_path / 'crash'}"])
-    real = ppo.compute_advantages
-    calls = {"n": 0}
-
-    def crashing(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 4:  # in the 4th step (of 5), after the step-2 checkpoint
-            raise _Crash()
-        return real(*a, **k)
-
-    monkeypatch.setattr(ppo, "compute_advantages", crashing)
-    with pytest.raises(_Crash):
+    with crash_at_call(ppo, "compute_advantages", 4):  # in the 4th step (of 5), after the step-2 checkpoint
         ppo.train(crashed)
-    monkeypatch.setattr(ppo, "compute_advantages", real)
     crashed.train.resume = True
     ppo.train(crashed)
 
