@@ -79,8 +79,7 @@ def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: 
                 num_kept += batch.size // group
         if rl.global_count(torch.tensor([float(num_kept < want)])) == 0:  # every process is full
             break
-    if decoding:
-        decoding.clear()  # a gathered copy is freed before the update
+    decoding = None  # a gathered copy is freed before the update
     kept_total = rl.global_count(torch.tensor([float(num_kept)]))  # every process asks: a collective
     if not kept:
         if kept_total == 0:

@@ -151,15 +151,12 @@ def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed:
     rounds from the same parameters; the decoding model (`decoder`) made by the first call is kept in it and reused,
     so GRPO's dynamic sampling gathers a sharded policy once per step, not once per round (the caller drops it)."""
     prompts = [record_prompt(tokenizer, r, cfg.data.prompt_template) for r in records]
-    own, keep = keep is None, {} if keep is None else keep
-    if "decoding" not in keep:
-        keep["decoding"] = decoder(policy, cfg)
-    model, lockstep = keep["decoding"]
+    model, lockstep = keep["decoding"] if keep else decoder(policy, cfg)
+    if keep is not None:
+        keep["decoding"] = (model, lockstep)
     with torch.no_grad():
         ro: Rollout = sample(model, tokenizer, prompts, sampling_params(cfg, seed), lockstep=lockstep)
-        del model
-        if own:
-            keep.clear()  # a gathered copy is freed before the log-probs are recomputed
+        del model  # unless kept, a gathered copy is freed before the log-probs are recomputed
         old_logp = recompute_logprobs(policy, ro, cfg) if cfg.rl.recompute_old_logp else ro.logprobs
     t_score = time.perf_counter()
     lengths = ro.response_mask.sum(dim=1)
