@@ -307,3 +307,17 @@ def test_a_datasets_dataset_is_read_as_a_table():
     assert records[0]["prompt_messages"] == [{"role": "user", "content": "What is 3 + 4?"}]
     with pytest.raises(UserError, match="train data: no column 'answer'"):
         records_from(ds.remove_columns("answer"), cfg.data, require=("prompt", "answer"), where="train data")
+
+
+def test_a_dataset_from_the_api_stays_memory_mapped():
+    """A `datasets.Dataset` passed as train data is read lazily (`hf_data.Records`), as a file source is, not made a
+    list of every record at load time. Mutation: slicing with [:None] -> a list."""
+    import datasets
+
+    from reasonrl.tasks.hf_data import Records
+    from reasonrl.tasks.sources import load_split
+
+    ds = datasets.Dataset.from_list([{"prompt": f"p{i}", "answer": str(i)} for i in range(3)])
+    data = reasonrl.load_config().data
+    assert isinstance(load_split(data, "train", records=ds), Records)
+    assert [r["prompt"] for r in load_split(data, "train", records=ds, num=2)] == ["p0", "p1"]

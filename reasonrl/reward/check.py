@@ -51,8 +51,7 @@ def dry_responses(records: list[dict], cfg: Config, tokenizer) -> Responses:
                      dry=True)
 
 
-def dry_run(reward: Reward, records, cfg: Config, *, tokenizer, name: str | None = None,
-            training: bool = True) -> RewardGuard:
+def dry_run(reward: Reward, records, cfg: Config, *, tokenizer, training: bool = True) -> RewardGuard:
     """Call `reward` once on the first `NUM_RECORDS` of `records` (module docstring) and check its answer; return it
     guarded for the run (`RewardGuard`). Any failure becomes one UserError line naming the reward; under torchrun
     every process raises the same one (each dry-runs the same records; the first error is shared, so no process
@@ -61,7 +60,7 @@ def dry_run(reward: Reward, records, cfg: Config, *, tokenizer, name: str | None
     A reward that judges no correctness (`Scored.correct` None: only plain functions, say) cannot steer what needs
     it: with `training`, `rl.pos_nll_coef > 0` and dynamic sampling on accuracy are refused, else one warning line
     says that accuracy is not logged."""
-    name = name or (reward.name if isinstance(reward, Combined) else repr(cfg.reward.kind))
+    name = reward.name if isinstance(reward, Combined) else repr(cfg.reward.kind)
     error, reports_correct = None, True
     try:
         head = [records[i] for i in range(min(NUM_RECORDS, len(records)))]

@@ -46,9 +46,11 @@ def data_root() -> Path:
 # ---------------------------------------------------------------------------------------------------------------- JSONL
 
 
-def _read_objects(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> list[tuple[int, dict]]:
-    """(line number, object) for every non-empty line of a JSONL file; a line over `max_line_bytes` is an error
-    (read no further than that, so one huge line cannot stall the run)."""
+def read_objects(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES) -> list[tuple[int, dict]]:
+    """(line number, object) of every non-empty line of a JSONL file, the data loader's or any other the user gives
+    (eval samples, preference pairs, ...): a line over `max_line_bytes` is an error (read no further than that, so
+    one huge line cannot stall the run), and so are bad UTF-8, bad JSON, a line that is not an object, bad text."""
+    path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     rows = []
@@ -70,12 +72,6 @@ def _read_objects(path: Path, max_line_bytes: int = MAX_LINE_BYTES) -> list[tupl
             check_record_text(obj, f"{path}:{lineno}")  # a lone surrogate stops here, not in a tokenizer
             rows.append((lineno, obj))
     return rows
-
-
-def read_objects(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES) -> list[tuple[int, dict]]:
-    """(line number, object) of every non-empty line of any JSONL file the user gives (eval samples, preference
-    pairs, ...): the checks of the data loader (line size, UTF-8, JSON, one object a line, valid text)."""
-    return _read_objects(Path(path), max_line_bytes)
 
 
 def as_text(value: object, where: str, key: str) -> str:
@@ -124,7 +120,6 @@ def record_from(obj: Mapping, where: str, default_id: str, fields: dict[str, str
     for name, key in fields.items():
         if name == "prompt" and chat:
             continue
-        key = prompt_key if name == "prompt" else key
         value = None if key is None else field_value(obj, key)
         if value is None and name == "response" and chat_response is not None:
             record[name] = chat_response
@@ -146,7 +141,7 @@ def _records(
 ) -> list[tuple[int, dict[str, str | None]]]:
     """(line number, record) pairs, each line's object mapped by `record_from` (`id` default `<file stem>:<line>`)."""
     return [(lineno, record_from(obj, f"{path}:{lineno}", f"{path.stem}:{lineno}", fields, require, messages_field))
-            for lineno, obj in _read_objects(path, max_line_bytes)]
+            for lineno, obj in read_objects(path, max_line_bytes)]
 
 
 def load_jsonl(
@@ -257,7 +252,7 @@ def load_hotpotqa(path: str | Path | None = None) -> list[dict]:
     """
     path = Path(path) if path is not None else data_root() / "hotpotqa" / "dev_distractor_sample.jsonl"
     out = []
-    for lineno, obj in _read_objects(path):
+    for lineno, obj in read_objects(path):
         where = f"{path}:{lineno}"
         for key in ("_id", "question", "answer", "context"):
             if key not in obj:

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from reasonrl.errors import UserError, one_line
-from reasonrl.tasks.datasets import record_from
+from reasonrl.tasks.datasets import field_value, record_from
 from reasonrl.userfiles import read_json_object
 
 HUB = "hub:"
@@ -228,16 +228,6 @@ def _kind(feature) -> str | None:
     return None
 
 
-def _feature(features, column: str):
-    """The feature of `column`, or of a dotted path into struct columns; None if there is none."""
-    if column in features or "." not in column:
-        return features.get(column)
-    feature = features
-    for part in column.split("."):
-        feature = feature.get(part) if isinstance(feature, dict) else None
-    return feature
-
-
 def _check_schema(ds, label: str, fields: dict[str, str | None], require: Sequence[str],
                   messages_field: str | None) -> str | None:
     """Check columns and required values against the table; returns the prompt column (None: there is none)."""
@@ -245,7 +235,7 @@ def _check_schema(ds, label: str, fields: dict[str, str | None], require: Sequen
         raise UserError(f"{label}: no rows (the split is empty)")
     features, columns = ds.features, ", ".join(ds.column_names)
     prompt_col = fields["prompt"]
-    if _feature(features, prompt_col) is None:
+    if field_value(features, prompt_col) is None:
         if messages_field and messages_field in features:
             prompt_col = messages_field
         elif "prompt" in require:
@@ -253,12 +243,12 @@ def _check_schema(ds, label: str, fields: dict[str, str | None], require: Sequen
                             f"{messages_field!r} (data.messages_field); columns: {columns}")
         else:
             prompt_col = None
-    chat = prompt_col is not None and _kind(_feature(features, prompt_col)) == "chat"
+    chat = prompt_col is not None and _kind(field_value(features, prompt_col)) == "chat"
     if prompt_col == messages_field and prompt_col != fields["prompt"] and not chat:
         raise UserError(f"{label}: column {prompt_col!r} must hold chat messages (a list of {{role, content}} "
-                        f"with text values), got {_feature(features, prompt_col)}")
+                        f"with text values), got {field_value(features, prompt_col)}")
     for name, col in (("prompt", prompt_col), ("answer", fields["answer"]), ("response", fields["response"])):
-        feature = _feature(features, col) if col else None
+        feature = field_value(features, col) if col else None
         if feature is None:
             if name in require and not (name == "response" and chat):  # a chat's final assistant turn may answer
                 raise UserError(f"{label}: no column {col!r} (data.{name}_field); columns: {columns}")

@@ -23,7 +23,8 @@ def load_split(cfg: DataConfig, split: str, *, num: int | None = None,
     named by `data.split` for "train" and `data.test_split` for "test". `records`: the split given as Python objects
     instead (the API's data; `tasks.memory.records_from`), validated the same way."""
     if records is not None:
-        return records_from(records, cfg, require=require, where=f"{split} data")[:num]
+        records = records_from(records, cfg, require=require, where=f"{split} data")
+        return records if num is None else records[:num]  # a Dataset's records stay lazy (`hf_data.Records`)
     source = cfg.test_source if split == "test" and cfg.test_source else cfg.source
     if source == "synthetic":
         if split == "test":  # the held-out split is fixed: no slips or switches in its gold traces
