@@ -149,16 +149,17 @@ def gathered_replica(model: torch.nn.Module) -> torch.nn.Module:
     import copy
 
     from peft import inject_adapter_in_model
-    from peft.tuners.tuners_utils import BaseTunerLayer
     from torch.distributed.fsdp import FSDPModule
     from torch.distributed.tensor import DTensor
     from transformers import PreTrainedModel
+
+    from reasonrl.model.lora import has_lora
 
     assert isinstance(model, PreTrainedModel), f"{type(model).__name__}: only Hugging Face models are gathered"
     cls = next(c for c in type(model).__mro__ if not issubclass(c, FSDPModule))  # fully_shard subclasses it
     with torch.device("meta"):
         replica = cls(copy.deepcopy(model.config))
-        if any(isinstance(m, BaseTunerLayer) for m in model.modules()):  # LoRA (`model.lora`): the same adapters
+        if has_lora(model):  # LoRA (`model.lora`): the same adapters
             for name, config in model.peft_config.items():
                 inject_adapter_in_model(copy.deepcopy(config), replica, adapter_name=name)
     full: dict[int, torch.nn.Parameter] = {}
@@ -167,15 +168,15 @@ def gathered_replica(model: torch.nn.Module) -> torch.nn.Module:
             if id(p) not in full:  # a parameter outside a forward pass is a shard; the root's may be left whole
                 t = p.full_tensor() if isinstance(p, DTensor) else p.detach().clone()
                 full[id(p)] = torch.nn.Parameter(t, requires_grad=False)
-            _set_tensor(replica, name, full[id(p)])
+            set_tensor(replica, name, full[id(p)])
         for name, b in model.named_buffers(remove_duplicate=False):
-            _set_tensor(replica, name, b)
+            set_tensor(replica, name, b)
     assert not any(t.is_meta for t in (*replica.parameters(), *replica.buffers())), "a tensor was not gathered"
     replica.generation_config = copy.deepcopy(model.generation_config)
     return replica.eval()
 
 
-def _set_tensor(root: torch.nn.Module, name: str, value: torch.Tensor) -> None:
+def set_tensor(root: torch.nn.Module, name: str, value: torch.Tensor) -> None:
     """Replace the parameter or buffer `name` ("layers.0.mlp.weight") of `root` by `value`."""
     owner, _, leaf = name.rpartition(".")
     setattr(root.get_submodule(owner), leaf, value)

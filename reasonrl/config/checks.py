@@ -49,23 +49,19 @@ class Range:
 
 @dataclass(frozen=True)
 class OneOf:
-    """x is one of `values` (given lazily: they may live in a higher layer)."""
+    """x is one of `values`."""
 
-    values: typing.Callable[[], typing.Collection[int]]
+    values: typing.Collection[int]
 
     def ok(self, x: float) -> bool:
-        return x in self.values()
+        return x in self.values
 
     def text(self, is_float: bool) -> str:
-        return f"must be one of {', '.join(str(v) for v in sorted(self.values()))}"
+        return f"must be one of {', '.join(str(v) for v in sorted(self.values))}"
 
 
 def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
-
-
-def _levels():
-    return SYNTHETIC_LEVELS
 
 
 COUNT, COUNT0, SEED = Range(lo=1), Range(lo=0), Range(lo=0)
@@ -73,7 +69,7 @@ PROB, FINITE, POSITIVE, NONNEG = Range(0, 1), Range(), Range(lo=0, lo_open=True)
 RANGES: dict[str, Range | OneOf] = {
     "model.init_seed": SEED, "model.lora_r": Range(lo=0, note="0 = off"), "model.lora_alpha": POSITIVE,
     "model.lora_dropout": Range(0, 1, hi_open=True),
-    "data.num_train": COUNT, "data.num_test": COUNT0, "data.difficulty": OneOf(_levels), "data.seed": SEED,
+    "data.num_train": COUNT, "data.num_test": COUNT0, "data.difficulty": OneOf(SYNTHETIC_LEVELS), "data.seed": SEED,
     "data.slip_fraction": PROB, "data.alt_fraction": PROB, "data.max_len": COUNT, "data.max_line_bytes": COUNT,
     "train.steps": COUNT, "train.batch_size": COUNT, "train.grad_accum": COUNT,
     "train.max_grad_norm": Range(lo=0, note="0: no clipping"), "train.seed": SEED, "train.eval_every": COUNT0,
@@ -97,7 +93,7 @@ RANGES: dict[str, Range | OneOf] = {
     "reward.length_end": COUNT, "reward.length_penalty": FINITE,
     "swirl.judge_noise": PROB, "swirl.max_steps": Range(lo=0, note="0: the paper's 5 / 10"),
     "swirl.step_tokens": COUNT, "swirl.kb_people": Range(lo=3, note="each person's manager and mentor are others"),
-    "swirl.kb_seed": SEED, "swirl.result_chars": COUNT, "swirl.math_difficulty": OneOf(_levels),
+    "swirl.kb_seed": SEED, "swirl.result_chars": COUNT, "swirl.math_difficulty": OneOf(SYNTHETIC_LEVELS),
     "pairwise.num_train": COUNT, "pairwise.num_test": COUNT, "pairwise.seed": SEED, "pairwise.label_scale": NONNEG,
     "pairwise.offset": FINITE, "pairwise.recheck_cost": FINITE, "pairwise.hidden_errors": PROB,
     "pairwise.chosen_first": PROB, "pairwise.max_length": COUNT, "pairwise.num_bins": COUNT,

@@ -33,7 +33,7 @@ def enable_checkpointing(model: torch.nn.Module) -> None:
 
 
 def checkpointing_layers(model: torch.nn.Module) -> list[torch.nn.Module]:
-    return [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer) and m.gradient_checkpointing]
+    return [b for b in _blocks(model) if b.gradient_checkpointing]
 
 
 def eval_with_checkpointing(model: torch.nn.Module) -> torch.nn.Module:

@@ -35,8 +35,7 @@ def value_model_from_policy(policy: PreTrainedModel) -> PreTrainedModel:
     if lora.has_lora(policy):
         shared = lora.base_parameters(policy.base_model)  # the base under plain names, adapters left out
         for name in [n for n, _ in critic.base_model.named_parameters()]:
-            owner, _, attr = name.rpartition(".")
-            setattr(critic.base_model.get_submodule(owner), attr, shared[name])
+            dist.set_tensor(critic.base_model, name, shared[name])
     else:
         critic.base_model.load_state_dict(policy.base_model.state_dict())
     torch.nn.init.zeros_(critic.score.weight)

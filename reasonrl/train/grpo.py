@@ -77,7 +77,7 @@ def collect(policy, tokenizer, train_records, cfg: Config, state: dict, reward: 
             if batch.size:
                 kept.append(batch)
                 num_kept += batch.size // group
-        if rl.global_count(torch.tensor([float(num_kept < want)])) == 0:  # every process is full
+        if dist.all_true(num_kept >= want):  # every process is full
             break
     decoding = None  # a gathered copy is freed before the update
     kept_total = rl.global_count(torch.tensor([float(num_kept)]))  # every process asks: a collective

@@ -352,7 +352,7 @@ def policy_update(policy, optimizer, batch: Batch, cfg: Config, *, seed: int, re
             loss = loss + rl.kl_coef * kl
             stats["kl"] = float(kl.detach()) * world
         stats["entropy"] = float(aggregate(entropy.detach(), mb.mask, agg="token-mean", num_tokens=num_tokens)) * world
-        ok = _finite_everywhere(loss)
+        ok = dist.all_true(bool(torch.isfinite(loss.detach()).all()))
         if ok:
             (loss * world).backward()
             if model is not policy:
@@ -385,7 +385,7 @@ def critic_update(critic, optimizer, batch: Batch, cfg: Config, *, seed: int) ->
         values = critic_values(model, mb, cfg)
         loss, stats = value_loss(values, mb.old_values, mb.returns, mb.mask, clip=cfg.rl.value_clip or None,
                                  agg="token-mean", num_tokens=num_tokens)
-        if _finite_everywhere(loss):
+        if dist.all_true(bool(torch.isfinite(loss.detach()).all())):
             (loss * world).backward()
             if model is not critic:
                 dist.average_gradients(model)
@@ -395,11 +395,6 @@ def critic_update(critic, optimizer, batch: Batch, cfg: Config, *, seed: int) ->
         acc.setdefault("value_loss", []).append(float(loss.detach()) * world)
         acc.setdefault("explained_var", []).append(float(stats["explained_var"]))
     return {k: sum(v) / len(v) for k, v in acc.items()}
-
-
-def _finite_everywhere(loss: torch.Tensor) -> bool:
-    bad = torch.tensor([0.0 if torch.isfinite(loss.detach()).all() else 1.0])
-    return dist.all_reduce_sum(bad).item() == 0
 
 
 def reference_logprobs(ref_model, batch: Batch, cfg: Config) -> torch.Tensor:
