@@ -74,15 +74,13 @@ class Revision:
 
 
 def ban_variants(keywords: Sequence[str]) -> tuple[str, ...]:
-    """The words to ban for `keywords`: each as given, lower-case, capitalised and upper-case, and each of those
-    with a leading space (the form a byte-level BPE tokenizer writes mid-text: " wait" is one token). A step
-    that starts with "wait" or " Wait" switches thought as surely as one with "Wait"; a case-sensitive ban of
-    the capitalised defaults let the lower-case forms through. The engine bans substrings, so the spaced forms
-    are implied; they are listed for backends that match whole words."""
+    """The words to ban for `keywords`: each as given, lower-case, capitalised and upper-case. A step that starts
+    with "wait" or " Wait" switches thought as surely as one with "Wait"; a case-sensitive ban of the capitalised
+    defaults let the lower-case forms through. Bans match substrings (`rollout.banned`), so the leading-space forms
+    a byte-level BPE tokenizer writes mid-text (" wait") are banned with them."""
     out = []
     for k in keywords:
-        for v in (k, k.lower(), k[:1].upper() + k[1:].lower(), k.upper()):
-            out += [v, " " + v]
+        out += [k, k.lower(), k[:1].upper() + k[1:].lower(), k.upper()]
     return tuple(dict.fromkeys(out))
 
 
