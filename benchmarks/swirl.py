@@ -36,7 +36,8 @@ from reasonrl.config import load_config
 from reasonrl.eval.verdicts import claim, paired_comparison
 from reasonrl.model.tiny import load_model
 from reasonrl.model.tokenizer import train_tokenizer
-from reasonrl.swirl.data import model_episodes, scripted_episodes, step_rows, write_filtered, write_jsonl
+from reasonrl.outputs import write_jsonl
+from reasonrl.swirl.data import model_episodes, scripted_episodes, step_rows, write_filtered
 from reasonrl.swirl.episodes import generate_trajectories, states
 from reasonrl.swirl.evaluate import evaluate_tools
 from reasonrl.swirl.judges import FILTERS, build_judges, label, overlap

@@ -116,6 +116,16 @@ def write_atomic(path: str | Path, text: str) -> Path:
     return path
 
 
+def jsonl_text(rows) -> str:
+    """`rows` as JSONL text: one JSON object a line, each line ended."""
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+def write_jsonl(path: str | Path, rows) -> Path:
+    """`rows` written atomically as a JSONL file (`write_atomic`)."""
+    return write_atomic(path, jsonl_text(rows))
+
+
 # ------------------------------------------------------------------------------------ append-style outputs
 
 BLOCK = 1 << 20  # bytes read at the start, middle and end of a large file by `fingerprint`

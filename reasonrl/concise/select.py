@@ -12,12 +12,9 @@ The output is a JSONL file `reasonrl rl` reads as `data.source` (fields prompt, 
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 from reasonrl.config import Config
 from reasonrl.errors import UserError
-from reasonrl.outputs import MODEL_AND_DATA, check_output_file, config_inputs, write_atomic
+from reasonrl.outputs import MODEL_AND_DATA, check_output_file, config_inputs, write_jsonl
 
 
 def select_problems(rates: list[float], *, p_min: float, p_max: float, num: int) -> list[int]:
@@ -37,10 +34,6 @@ def solve_rates(samples: list[dict], ids: list[str]) -> list[dict]:
         out.append({"solve_rate": sum(r["correct"] for r in rows) / len(rows), "num_samples": len(rows),
                     "mean_length": sum(r["length"] for r in rows) / len(rows)})
     return out
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def select_command(cfg: Config, *, out: str, k: int, num: int, p_min: float, p_max: float,
@@ -83,11 +76,11 @@ def select_command(cfg: Config, *, out: str, k: int, num: int, p_min: float, p_m
                                                    num=num)]
     if not dist.is_main():
         return chosen
-    _write_jsonl(rates_path, all_rows)
+    write_jsonl(rates_path, all_rows)
     if not chosen:
         raise UserError(f"{cfg.data.source}: none of {len(records)} problems has {p_min} < solve rate < {p_max} "
                         f"({k} samples each); evaluate more (--max-problems) or widen the band")
-    _write_jsonl(out_path, chosen)
+    write_jsonl(out_path, chosen)
     p_hat = [s["solve_rate"] for s in rates]
     bands = {"0": lambda p: p == 0, "(0, 0.2]": lambda p: 0 < p <= 0.2, "(0.2, 0.5]": lambda p: 0.2 < p <= 0.5,
              "(0.5, 0.8]": lambda p: 0.5 < p <= 0.8, "(0.8, 1)": lambda p: 0.8 < p < 1, "1": lambda p: p == 1}

@@ -178,6 +178,7 @@ def evaluate(cfg, *, out_dir: str | None = None, overwrite: bool = False, data=N
     from reasonrl.eval.plots import plot_length_vs_correct
     from reasonrl.eval.report import print_table
     from reasonrl.model.setup import load_or_build
+    from reasonrl.outputs import jsonl_text
     from reasonrl.tasks.sources import load_split, verifier_for
 
     dist.init(cfg.dist.backend)
@@ -206,7 +207,7 @@ def evaluate(cfg, *, out_dir: str | None = None, overwrite: bool = False, data=N
     summary = {"data": source, "split": split, "model": cfg.model.path or f"fresh {cfg.model.preset}",
                "num_problems": len(records), **summary}
     if dist.is_main():
-        write_eval(out, {"samples.jsonl": "".join(json.dumps(s) + "\n" for s in samples),
+        write_eval(out, {"samples.jsonl": jsonl_text(samples),
                          "summary.json": json.dumps(summary, indent=2) + "\n"})
         plot_length_vs_correct([s["length"] for s in samples], [s["correct"] for s in samples],
                                out / "plots" / "length_vs_correct.png",

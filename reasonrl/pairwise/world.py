@@ -18,14 +18,12 @@ quality_chosen, quality_rejected, offset, p_chosen}`; `anchor` is the gold respo
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
 from pathlib import Path
 
 from reasonrl.errors import UserError
-from reasonrl.outputs import write_atomic
 from reasonrl.tasks import synthetic
 
 OFFSET_ITEMS = ("apples", "pens", "books", "coins", "stamps")
@@ -102,10 +100,6 @@ def preference_set(num: int, *, seed: int = 0, split: str = "train", difficulty:
                     "answer": rec["answer"], "quality_chosen": q[c], "quality_rejected": q[r], "offset": b_x,
                     "p_chosen": p_first if first_wins else 1.0 - p_first})
     return out
-
-
-def write_preferences(records: list[dict], path: str | Path) -> Path:
-    return write_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def load_preferences(path: str | Path) -> list[dict]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from reasonrl.config import Config
 from reasonrl.errors import UserError
-from reasonrl.outputs import write_atomic
+from reasonrl.outputs import write_atomic, write_jsonl
 from reasonrl.swirl.episodes import decompose, generate_trajectories, run_episodes
 from reasonrl.swirl.judges import FILTERS, apply_filter, build_judges, label, overlap
 from reasonrl.swirl.worlds import build_world, scripted_trajectory, step_limit, task_questions, world_tools
@@ -38,11 +38,6 @@ def step_rows(trajectories: list[dict]) -> tuple[list[dict], list[dict]]:
             sft.append({"id": row_id, "prompt": state, "response": action, **world})
             states.append({"id": row_id, "prompt": state, **world})
     return sft, states
-
-
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    """Atomic write: a temporary file renamed over `path`."""
-    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def scripted_episodes(records: list[dict], seed: int, *, tools, people, mistake_rate: float) -> list[dict]:

@@ -43,6 +43,7 @@ def eval_tools_command(cfg: Config, *, out_dir: str | None = None, overwrite: bo
     from reasonrl.eval.evaluate import check_eval_out, write_eval
     from reasonrl.eval.report import print_table
     from reasonrl.model.setup import load_or_build
+    from reasonrl.outputs import jsonl_text
 
     out = check_eval_out(cfg, out_dir, overwrite=overwrite)
     index, people = build_world(cfg.swirl)
@@ -50,7 +51,7 @@ def eval_tools_command(cfg: Config, *, out_dir: str | None = None, overwrite: bo
     model, tokenizer = load_or_build(cfg)
     summary, labelled = evaluate_tools(model, tokenizer, cfg, records, world_tools(index), seed=cfg.train.seed)
     summary = {"task": cfg.swirl.task, "model": cfg.model.path or f"fresh {cfg.model.preset}", **summary}
-    write_eval(out, {"episodes.jsonl": "".join(json.dumps(t) + "\n" for t in labelled),
+    write_eval(out, {"episodes.jsonl": jsonl_text(labelled),
                      "summary.json": json.dumps(summary, indent=2) + "\n"})
     print_table(f"eval --tools: {cfg.swirl.task}", summary)
     return summary

@@ -224,13 +224,11 @@ def verify(response: str, answer: str) -> bool:
 
 def write_split(cfg, split: str, out: str, *, num: int | None = None) -> int:
     """Write `split` of the world configured by `cfg` (a DataConfig) to a JSONL file; returns the count."""
-    import json
-
-    from reasonrl.outputs import check_output_file, write_atomic
+    from reasonrl.outputs import check_output_file, write_jsonl
     from reasonrl.tasks.sources import load_split
 
     path = check_output_file(out, "world --out")
     records = load_split(cfg, split, num=num)
-    write_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
+    write_jsonl(path, records)
     print(f"wrote {len(records)} {split} problems (difficulty {cfg.difficulty}) to {path}")
     return len(records)

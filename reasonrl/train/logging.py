@@ -10,7 +10,7 @@ from pathlib import Path
 
 from reasonrl import dist
 from reasonrl.errors import UserError
-from reasonrl.outputs import write_atomic
+from reasonrl.outputs import write_jsonl
 
 
 class MetricsLog:
@@ -28,7 +28,7 @@ class MetricsLog:
         self.last: dict = kept[-1] if kept else {}
         self.trackers = list(trackers)
         if dist.is_main():
-            write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+            write_jsonl(self.path, kept)
         for tracker in self.trackers:
             if tracker.new:  # first named on this resume: it gets the history so far
                 for line in kept:
