@@ -99,12 +99,8 @@ def _score(reward, out, chunk: list[dict], prompts: list[str], stat_sums: dict) 
     from reasonrl.reward.base import Responses
     from reasonrl.reward.stats import merge_stat_sums, reward_stat_sums
 
-    rows = [int(i) for i in out.prompt_index]
-    scored = reward(Responses(records=[chunk[i] for i in rows], prompts=[prompts[i] for i in rows],
-                              texts=list(out.response_texts), lengths=out.response_lengths.clone(),
-                              truncated=torch.tensor([f == "length" for f in out.finish_reasons], dtype=torch.bool),
-                              group=out.prompt_index.clone()))
-    return scored.scores.tolist(), merge_stat_sums(stat_sums, reward_stat_sums(scored.stats, len(rows)))
+    scored = reward(Responses.of_rollout(out, chunk, prompts, out.response_lengths.clone()))
+    return scored.scores.tolist(), merge_stat_sums(stat_sums, reward_stat_sums(scored.stats, len(out.prompt_index)))
 
 
 def heldout_accuracy(model, tokenizer, cfg, records: list[dict]) -> dict:

@@ -36,6 +36,17 @@ class Responses:
     group: torch.Tensor  # (N,) long: index of the prompt within this batch
     dry: bool = False  # the dry call before a run (`reward/check.py`): fail loudly, never fall back (reward.on_error)
 
+    @classmethod
+    def of_rollout(cls, ro, records: list[dict], prompts: list[str], lengths: torch.Tensor) -> Responses:
+        """The responses of a sampler `Rollout` of `prompts` (one per record): each row's record and prompt by its
+        `prompt_index`, `truncated` where it stopped at max_new_tokens. `lengths`: the response tokens per row (the
+        caller says how it counts them)."""
+        rows = [int(i) for i in ro.prompt_index]
+        return cls(records=[records[i] for i in rows], prompts=[prompts[i] for i in rows],
+                   texts=list(ro.response_texts), lengths=lengths,
+                   truncated=torch.tensor([f == "length" for f in ro.finish_reasons], dtype=torch.bool),
+                   group=ro.prompt_index.clone())
+
     def __post_init__(self):
         n = len(self.texts)
         assert len(self.records) == len(self.prompts) == n, "records, prompts and texts must align"

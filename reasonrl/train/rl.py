@@ -160,11 +160,8 @@ def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed:
         old_logp = recompute_logprobs(policy, ro, cfg) if cfg.rl.recompute_old_logp else ro.logprobs
     t_score = time.perf_counter()
     lengths = ro.response_mask.sum(dim=1)
-    rows = [int(i) for i in ro.prompt_index]
-    scored = reward(Responses(records=[records[i] for i in rows], prompts=[prompts[i] for i in rows],
-                              texts=ro.response_texts, lengths=lengths,
-                              truncated=torch.tensor([f == "length" for f in ro.finish_reasons], dtype=torch.bool),
-                              group=ro.prompt_index.clone()))
+    responses = Responses.of_rollout(ro, records, prompts, lengths)
+    scored = reward(responses)
     scores = scored.scores.float()
     if cfg.rl.overlong_penalty:
         scores = scores + overlong_penalty(lengths, max_len=cfg.rollout.max_new_tokens,
@@ -173,7 +170,7 @@ def rollout_and_score(policy, tokenizer, records: list[dict], cfg: Config, seed:
                   old_logp=old_logp, scores=scores, correct=scored.correct, lengths=lengths,
                   prompt_len=ro.prompt_len)
     if scored.critic_context is not None and cfg.rl.algo == "ppo":  # only a critic reads it
-        batch = with_critic_context(batch, tokenizer, [records[i]["prompt"] for i in rows], scored.critic_context,
+        batch = with_critic_context(batch, tokenizer, [r["prompt"] for r in responses.records], scored.critic_context,
                                     cfg)
     info = {"num_truncated": sum(f == "length" for f in ro.finish_reasons),
             "time_score": time.perf_counter() - t_score, "reward_stats": reward_stat_sums(scored.stats, batch.size)}
