@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 import torch
-from output import finish
+from output import finish, print_claims
 
 from reasonrl.concise.bandit import BanditConfig, run_bandit
 from reasonrl.eval.compare import compare_rows, load_evals
@@ -309,8 +309,7 @@ def main() -> None:
         print(f"\nratio (phase-2 PPO held-out length after / before): {result['ratio']:.3f}")
     result["claims"] = claims
     print("\nclaims:")
-    for c in claims:
-        print(f"  {c['verdict']:<15} {c['claim']}: {c['ours']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]")
+    print_claims(claims)
     result["seconds"] = time.perf_counter() - t
     if args.out:
         out = Path(args.out)

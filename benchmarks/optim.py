@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 import torch.multiprocessing as mp
-from output import finish
+from output import finish, print_claims
 
 from reasonrl import dist
 from reasonrl.config import OptimConfig
@@ -295,8 +295,7 @@ def main() -> None:
     ratio |= {f"dion {label} / all-reduce bytes": comm[label]["ratio"] for label in FRACTIONS}
     cl = claims(by_seed, margin=args.loss_margin)
     print("\nclaims (paired by seed):")
-    for c in cl:
-        print(f"  {c['verdict']:<15} {c['claim']}: {c['ours']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]")
+    print_claims(cl, digits=4)
     plot_path = args.plot or (args.out.with_suffix(".png") if args.out else Path("runs/benchmarks/optim.png"))
     plot(results, plot_path)
     print(f"\nplot: {plot_path}")

@@ -40,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-from output import finish
+from output import finish, print_claims
 
 from reasonrl.eval.verdicts import claim, paired_comparison
 
@@ -263,9 +263,7 @@ def main() -> None:
         result["ppo_by_seed"] = {str(seed): ppo for seed, ppo in by_seed.items()}
         claims += ppo_claims(by_seed)
     print("\nclaims (pairwise.py: judges paired by held-out pair, PPO by seed)")
-    for c in claims:
-        print(f"  {c['verdict']:<15} {c['claim']}: {c['ours']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}] "
-              f"({c['num_pairs']} pairs)")
+    print_claims(claims, digits=4, pairs=True)
     result["claims"] = claims
     finish(result, args.out)
 

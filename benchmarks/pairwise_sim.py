@@ -24,7 +24,7 @@ import math
 import statistics
 import time
 
-from output import finish
+from output import finish, print_claims
 
 from reasonrl.eval.verdicts import claim, paired_comparison
 from reasonrl.pairwise.simulate import ANCHORS, DEBIAS, SimJudge, simulate
@@ -125,8 +125,7 @@ def main() -> None:
           "average; L = logit-space average)")
     cl = claims(rows)
     print("\nclaims (paired by seed):")
-    for c in cl:
-        print(f"  {c['verdict']:<15} {c['claim']}: {c['ours']:+.4f} [{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]")
+    print_claims(cl, digits=4)
     finish({"benchmark": "pairwise_sim", "settings": vars(args), "lm_biases": {"no_swap": LM_NO_SWAP_BIAS,
                                                                                "swap": LM_SWAP_BIAS},
             "table": table, "cells": rows, "claims": cl, "seconds": time.perf_counter() - t0}, args.out)

@@ -22,7 +22,7 @@ import platform
 import time
 from pathlib import Path
 
-from output import finish
+from output import finish, print_claims
 
 from reasonrl import cli
 from reasonrl.eval.report import print_rows
@@ -175,9 +175,7 @@ def main() -> None:
     first = next(iter(runs.values()))  # slip corpus, first training seed
     cl = claims(dirs, first["correlations"].get(TRIGGER, {}))
     print("\nclaims:")
-    for c in cl:
-        print(f"  {c['verdict']:<15} {c['claim']}: {c['ours']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] "
-              f"({c['num_pairs']} pairs)")
+    print_claims(cl, pairs=True)
     seconds = time.perf_counter() - t0
     print(f"\n{seconds:.0f} s")
     if args.out:

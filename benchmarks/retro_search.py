@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import torch
-from output import finish
+from output import finish, print_claims
 
 from reasonrl import cli
 from reasonrl.eval.report import print_rows
@@ -234,9 +234,7 @@ def main() -> None:
         claims += student_claims(samples, len(s["student_seeds"]), margin=args.acc_margin)
     result["claims"] = claims
     print("\nclaims:")
-    for c in claims:
-        print(f"  {c['verdict']:<15} {c['claim']}: {c['ours']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] "
-              f"({c['num_pairs']} pairs)")
+    print_claims(claims, pairs=True)
     seconds = time.perf_counter() - t0
     print(f"\n{seconds:.0f} s")
     if args.out:

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import torch
-from output import finish
+from output import finish, print_claims
 
 from reasonrl.config import load_config
 from reasonrl.eval.verdicts import claim, paired_comparison
@@ -127,8 +127,7 @@ def main() -> None:
     if args.claims_from:
         saved = json.loads(Path(args.claims_from).read_text())
         saved["claims"] = claims(saved["per_question"], saved["seeds"])
-        for c in saved["claims"]:
-            print(f"  {c['verdict']:<15} {c['claim']}: {c['ours']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]")
+        print_claims(saved["claims"])
         if args.out:
             finish(saved, args.out)
         return
@@ -298,8 +297,7 @@ def print_table(r: dict) -> None:
         print(f"data {task}:", {k: counts[k]["trajectories"] for k in FILTERS},
               f"process-kept that fail outcome: {ov['process_kept_outcome_no']} of {ov['process_kept']}")
     print("claims (paired per question and seed):")
-    for c in r["claims"]:
-        print(f"  {c['verdict']:<15} {c['claim']}: {c['ours']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]")
+    print_claims(r["claims"])
 
 
 if __name__ == "__main__":
