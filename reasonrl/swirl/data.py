@@ -75,7 +75,7 @@ def write_filtered(out: Path, labelled: list[dict]) -> dict:
 
 
 DATA_FILES = ("trajectories.jsonl", "labelled.jsonl", *(f"{kind}_{name}.jsonl" for kind in ("sft", "states")
-                                                             for name in FILTERS))
+                                                             for name in FILTERS), "summary.json")
 SETTINGS = "settings.json"
 """Beside the data: the settings that determine it (`data_settings`); `--resume` must match them."""
 

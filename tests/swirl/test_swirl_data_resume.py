@@ -39,3 +39,22 @@ def test_resume_continues_with_the_same_settings_and_overwrite_replaces(tmp_path
     assert json.loads((out / "settings.json").read_text()) == {**settings, "mistake_rate": 1.0}
     labelled = [json.loads(x) for x in (out / "labelled.jsonl").read_text().splitlines()]
     assert len(labelled) == 6 and all(t["outcome"] == 0.0 for t in labelled)  # every step a mistake: none right
+
+
+def test_overwrite_removes_the_old_summary_with_the_old_data(tmp_path, monkeypatch):
+    """`--overwrite` removes every file the command writes, summary.json included, once the checks pass: a run that
+    then dies leaves no summary of the old data beside none of it. Mutation: summary.json not among the owned files
+    -> the old summary survives."""
+    from reasonrl.swirl import data
+
+    out = tmp_path / "data"
+    assert cli.run([*ARGS, "--out", str(out)]) == 0
+    assert (out / "summary.json").is_file()
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("died while generating")
+
+    monkeypatch.setattr(data, "generate_trajectories", crash)
+    with pytest.raises(RuntimeError, match="died while generating"):
+        cli.run([*ARGS, "--out", str(out), "--overwrite"])
+    assert not (out / "summary.json").exists() and not (out / "labelled.jsonl").exists()
