@@ -10,7 +10,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from reasonrl.errors import UserError
-from reasonrl.tasks.prompts import format_prompt
+from reasonrl.tasks.prompts import record_prompt
 
 
 @dataclass
@@ -19,11 +19,10 @@ class Example:
     num_prompt: int  # tokens before the response; only tokens after it are trained on
 
 
-def encode_example(tokenizer: PreTrainedTokenizerBase, prompt: str | list[dict], response: str, *, template: str,
-                   max_len: int) -> Example:
-    """Tokens of the formatted prompt (text, or chat messages through the chat template with a generation prompt),
-    then the response and EOS, truncated to `max_len` from the right."""
-    p_ids = tokenizer(format_prompt(tokenizer, prompt, template), add_special_tokens=False)["input_ids"]
+def encode_example(tokenizer: PreTrainedTokenizerBase, prompt: str, response: str, *, max_len: int) -> Example:
+    """Tokens of the formatted prompt text (`record_prompt`), then the response and EOS, truncated to `max_len`
+    from the right."""
+    p_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     r_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     return Example(ids=(p_ids + r_ids)[:max_len], num_prompt=len(p_ids))
 
@@ -34,8 +33,7 @@ def encode_records(tokenizer, records: Iterable[dict], *, template: str, max_len
     for i, r in enumerate(records):
         if not r.get("response"):
             raise UserError(f"SFT data: record {i} ({r.get('id', '?')}) has no response to train on")
-        ex = encode_example(tokenizer, r.get("prompt_messages") or r["prompt"], r["response"], template=template,
-                            max_len=max_len)
+        ex = encode_example(tokenizer, record_prompt(tokenizer, r, template), r["response"], max_len=max_len)
         if ex.num_prompt >= len(ex.ids):
             raise UserError(f"SFT data: record {i} prompt alone fills data.max_len={max_len}; raise it")
         out.append(ex)
