@@ -43,15 +43,18 @@ def load_or_build(cfg: Config):
     return build_model(cfg.model.preset, tokenizer, arch=cfg.model.arch, seed=cfg.model.init_seed), tokenizer
 
 
-def prepare_for_training(model, cfg: Config, *, adapter_dir: Path | None = None):
-    """The configured training form of a loaded model: LoRA adapters over the frozen `model.path` (`model.lora_r`;
-    with `adapter_dir`, a resumed run's adapter weights) and gradient checkpointing (`model.gradient_checkpointing`).
-    Returns the model (changed in place)."""
+def prepare_for_training(model, cfg: Config, *, adapter_dir: Path | None = None, base: str | None = None,
+                         modules_to_save: list[str] | None = None):
+    """The configured training form of a loaded model: LoRA adapters over the frozen base (`model.lora_r`; `base`,
+    default `model.path`, is where that base is read from; `modules_to_save` are trained whole; with `adapter_dir`,
+    a resumed run's adapter weights) and gradient checkpointing (`model.gradient_checkpointing`). Returns the model
+    (changed in place)."""
     from reasonrl.model import lora
     from reasonrl.model.activation_ckpt import enable_checkpointing
 
     if cfg.model.lora_r:
-        lora.add_lora(model, cfg.model, base=cfg.model.path, adapter_dir=adapter_dir)
+        lora.add_lora(model, cfg.model, base=base or cfg.model.path, modules_to_save=modules_to_save,
+                      adapter_dir=adapter_dir)
     if cfg.model.gradient_checkpointing:
         enable_checkpointing(model)
     return model

@@ -70,8 +70,7 @@ def build_critic(policy: PreTrainedModel, cfg, resume_from: Path | None) -> PreT
     With `model.lora_r > 0` it gets adapters of its own (verl's critic LoRA) over a frozen backbone, shared with the
     policy when it starts from the policy, and a fully trained value head (`modules_to_save`); with
     `model.gradient_checkpointing` it recomputes its blocks in the backward pass, as the policy does."""
-    from reasonrl.model import lora
-    from reasonrl.model.activation_ckpt import enable_checkpointing
+    from reasonrl.model.setup import prepare_for_training
 
     m = cfg.model
     if resume_from is not None and not m.lora_r:
@@ -80,12 +79,8 @@ def build_critic(policy: PreTrainedModel, cfg, resume_from: Path | None) -> PreT
         critic = load_value_model(cfg.rl.critic_path)
     else:
         critic = value_model_from_policy(policy)
-    if m.lora_r:
-        lora.add_lora(critic, m, base=cfg.rl.critic_path or m.path, modules_to_save=["score"],
-                      adapter_dir=resume_from / "critic" if resume_from is not None else None)
-    if m.gradient_checkpointing:
-        enable_checkpointing(critic)
-    return critic
+    return prepare_for_training(critic, cfg, base=cfg.rl.critic_path or m.path, modules_to_save=["score"],
+                                adapter_dir=resume_from / "critic" if resume_from is not None else None)
 
 
 def token_values(critic: torch.nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, *,
